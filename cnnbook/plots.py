@@ -1,0 +1,225 @@
+"""Plotting helpers every chapter reuses: image grids, learning curves, comparisons, confusion matrices.
+
+Each function draws with matplotlib, titles and labels its axes, and returns the matplotlib
+``Figure`` (so a notebook cell can end in it). Pass ``ax=`` (or ``axes=``) to draw into an
+existing figure instead.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _to_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor, without importing torch
+        x = x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _figure_of(ax, figsize):
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def show_images(images, labels=None, class_names=None, predictions=None, ncols: int = 8,
+                title: str | None = None, cmap: str = "gray", size: float = 1.2):
+    """Show a grid of images, each titled with its label (and prediction, when given).
+
+    Parameters
+    ----------
+    images : array or tensor, shape ``(N, C, H, W)``, ``(N, H, W)`` or ``(N, H, W, C)``
+        Values are shown as they are (min to max per image for one channel).
+    labels, predictions : sequence of int, optional
+        Class indices; a wrong prediction is titled in red.
+    class_names : sequence of str, optional
+        Names used in the titles instead of the indices.
+    ncols : int, default 8
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    imgs = _to_numpy(images)
+    if imgs.ndim == 4 and imgs.shape[1] in (1, 3) and imgs.shape[-1] not in (1, 3):
+        imgs = imgs.transpose(0, 2, 3, 1)  # NCHW -> NHWC for imshow
+    if imgs.ndim == 4 and imgs.shape[-1] == 1:
+        imgs = imgs[..., 0]
+    if imgs.ndim not in (3, 4):
+        raise ValueError(f"show_images: images must be (N, C, H, W), (N, H, W) or (N, H, W, C), "
+                         f"got shape {np.shape(images)}")
+    n = len(imgs)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    name = (lambda k: class_names[int(k)]) if class_names is not None else (lambda k: str(int(k)))
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(np.clip(imgs[i], 0, 1) if imgs.ndim == 4 else imgs[i], cmap=cmap)
+        if labels is not None and predictions is not None:
+            ok = int(labels[i]) == int(predictions[i])
+            ax.set_title(f"{name(predictions[i])}\n(true: {name(labels[i])})", fontsize=7,
+                         color="black" if ok else "red")
+        elif labels is not None:
+            ax.set_title(name(labels[i]), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _history_dict(history) -> Mapping:
+    return history.history if hasattr(history, "history") else history
+
+
+def plot_history(history, metrics: Sequence[str] = ("loss", "accuracy"), axes=None,
+                 label: str | None = None, title: str | None = None):
+    """Plot learning curves (学习曲线): one panel per metric, training and validation.
+
+    Parameters
+    ----------
+    history : cnnbook.train.History or mapping
+        Per-epoch lists, keyed like Keras: ``"loss"``, ``"val_loss"``, ``"accuracy"``, ...
+    metrics : sequence of str, default ("loss", "accuracy")
+        Metrics to plot; a missing ``"val_<m>"`` is simply not drawn.
+    axes : sequence of matplotlib Axes, optional
+        One per metric; pass the same axes again to overlay several runs (use ``label``).
+    label : str, optional
+        Prefix of the legend entries.
+    """
+    plt = _plt()
+    hist = _history_dict(history)
+    missing = [m for m in metrics if m not in hist and f"val_{m}" not in hist]
+    if missing:
+        raise ValueError(f"plot_history: no {missing} in the history; it has {sorted(hist)}")
+    if axes is None:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+        axes = axes[0]
+    fig = axes[0].figure
+    prefix = f"{label} " if label else ""
+    for ax, m in zip(axes, metrics):
+        for key, style, kind in ((m, "-", "train"), (f"val_{m}", "--", "validation")):
+            if key in hist and len(hist[key]):
+                epochs = np.arange(1, len(hist[key]) + 1)
+                ax.plot(epochs, hist[key], style, marker="o", ms=3, label=f"{prefix}{kind}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(m)
+        ax.set_title(m if title is None else f"{title}: {m}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(curves: Mapping[str, object], xlabel: str = "epoch", ylabel: str = "",
+                title: str = "", ax=None, logy: bool = False):
+    """Plot one curve per label; a 2-D entry (runs x steps) is drawn as mean ± std band.
+
+    Parameters
+    ----------
+    curves : mapping label -> array of shape ``(T,)`` or ``(R, T)``
+        ``R`` repeated runs (e.g. seeds) of ``T`` steps each.
+    """
+    fig, ax = _figure_of(ax, (5.5, 3.6))
+    for label, values in curves.items():
+        v = np.atleast_2d(_to_numpy(values).astype(float))
+        x = np.arange(1, v.shape[1] + 1)
+        mean = v.mean(axis=0)
+        (line,) = ax.plot(x, mean, marker="o", ms=3, label=label if len(v) == 1 else f"{label} (n={len(v)})")
+        if len(v) > 1:
+            std = v.std(axis=0, ddof=1)
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "", title: str = "",
+                    ax=None):
+    """Compare settings: each run as a grey dot, the mean ± standard deviation as an error bar.
+
+    Parameters
+    ----------
+    results : mapping label -> sequence of float
+        The measured values of each setting (one per seed or repetition).
+    """
+    labels = list(results)
+    fig, ax = _figure_of(ax, (1.1 * len(labels) + 2.5, 3.4))
+    x = np.arange(len(labels))
+    for i, label in enumerate(labels):
+        v = np.asarray(_to_numpy(results[label]), dtype=float).ravel()
+        ax.plot(np.full(len(v), x[i]) + np.linspace(-0.12, 0.12, len(v)), v, ".", color="0.6", ms=6)
+        std = v.std(ddof=1) if len(v) > 1 else 0.0
+        ax.errorbar(x[i], v.mean(), yerr=std, fmt="o", color=f"C{i % 10}", capsize=5, ms=7)
+    long = max(len(s) for s in labels) > 8
+    ax.set_xticks(x, labels, rotation=20 if long else 0, ha="right" if long else "center")
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(cm, class_names=None, normalize: str | None = None, ax=None,
+                          title: str = "Confusion matrix", cmap: str = "Blues"):
+    """Draw a confusion matrix (混淆矩阵) as an annotated heatmap.
+
+    Parameters
+    ----------
+    cm : array, shape ``(C, C)``
+        Counts, rows = true class, columns = predicted class
+        (:func:`cnnbook.metrics.confusion_matrix`).
+    class_names : sequence of str, optional
+    normalize : {None, "true", "pred"}, default None
+        ``"true"`` divides each row by its sum (the diagonal is then the recall),
+        ``"pred"`` each column (the diagonal is then the precision).
+    """
+    cm = _to_numpy(cm).astype(float)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"plot_confusion_matrix: cm must be square (C, C), got shape {cm.shape}")
+    if normalize not in (None, "true", "pred"):
+        raise ValueError(f"plot_confusion_matrix: normalize must be None, 'true' or 'pred', got {normalize!r}")
+    if normalize:
+        axis = 1 if normalize == "true" else 0
+        sums = cm.sum(axis=axis, keepdims=True)
+        cm = np.divide(cm, sums, out=np.zeros_like(cm), where=sums != 0)
+    c = len(cm)
+    fig, ax = _figure_of(ax, (0.55 * c + 2.5, 0.55 * c + 1.8))
+    im = ax.imshow(cm, cmap=cmap)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    names = list(class_names) if class_names is not None else [str(k) for k in range(c)]
+    ax.set_xticks(range(c), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(c), names, fontsize=8)
+    threshold = cm.max() / 2 if cm.size else 0
+    for i in range(c):
+        for j in range(c):
+            text = f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=6 if c > 6 else 8,
+                    color="white" if cm[i, j] > threshold else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
