@@ -1,0 +1,326 @@
+"""Student edition of the book's notebooks: the same chapters with the solutions taken out.
+
+The teacher notebooks in ``book/`` hold every exercise with its solution:
+
+- solution code sits between nbgrader's markers ``### BEGIN SOLUTION`` and
+  ``### END SOLUTION`` inside a code cell;
+- in the HTML book, solutions are collapsed: a ``{solution}`` directive with
+  ``:class: dropdown``, or ``{solution-start}`` ... ``{solution-end}`` around code cells;
+- a cell tagged ``solution`` belongs to a solution wherever it is.
+
+:func:`make_student` turns one into the student notebook: each marked region becomes
+``raise NotImplementedError()`` (the code around it, such as the ``def`` line and the
+checker call, stays); other cells inside a solution block and cells tagged ``solution`` are
+dropped; ``{solution}`` directives and solution blocks are cut from the Markdown (a student
+opening the raw ``.ipynb`` would otherwise read them); ``{exercise}`` directives become
+plain Markdown headed ``Exercise N: title``, numbered as in the HTML book; outputs,
+execution counts and saved widget state are cleared. The code cell that held a solution region
+is tagged ``exercise``.
+
+Run ``python -m cnnbook.student [--book book] [--out student] [NOTEBOOK ...]`` (or
+``make student``) from the repository root. It refuses to write a notebook in which any
+line of a solution survives.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+PLACEHOLDER = ("# YOUR CODE HERE", "raise NotImplementedError()")
+SOLUTION_TAG, EXERCISE_TAG = "solution", "exercise"
+NOTE = ("> **Student edition.** The solutions of the exercises are removed. Replace each "
+        "`raise NotImplementedError()` with your code, then run the cell: the checker below it "
+        "tells you what is right and what to look at. The HTML book has the worked solutions.")
+
+_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*?)\s*$")
+_OPTION = re.compile(r"^\s*:[\w-]+:")
+
+
+@dataclass
+class _State:
+    """What the conversion carries from cell to cell."""
+
+    path: str = "<notebook>"
+    in_solution: bool = False
+    exercise_number: int = 0
+    dropped: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- code cells
+
+def strip_solution_code(source: str, where: str = "cell") -> str:
+    """Replace every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region by the placeholder.
+
+    The placeholder (``# YOUR CODE HERE`` then ``raise NotImplementedError()``) takes the
+    indentation of the ``BEGIN`` marker, so a region inside a function body stays valid code.
+
+    Raises
+    ------
+    ValueError
+        If the markers are unbalanced or nested; the message names ``where``.
+    """
+    out, inside = [], False
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if inside:
+                raise ValueError(f"student: {where}, line {number}: {BEGIN!r} inside another solution region")
+            inside = True
+            indent = line[:len(line) - len(line.lstrip())]
+            out += [indent + text for text in PLACEHOLDER]
+        elif stripped.startswith(END):
+            if not inside:
+                raise ValueError(f"student: {where}, line {number}: {END!r} without {BEGIN!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"student: {where}: {BEGIN!r} without {END!r}")
+    return "\n".join(out)
+
+
+def solution_code(source: str) -> list[str]:
+    """The lines between the solution markers of one code cell (markers excluded)."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            inside = True
+        elif stripped.startswith(END):
+            inside = False
+        elif inside:
+            lines.append(line)
+    return lines
+
+
+# --------------------------------------------------------------------------- markdown cells
+
+def _closing(lines: list[str], start: int, fence: str) -> int:
+    """Index of the line that closes the directive opened at ``start`` (or len(lines))."""
+    char, width = fence[0], len(fence)
+    pattern = re.compile(rf"^[ \t]*{re.escape(char)}{{{width},}}[ \t]*$")
+    for j in range(start + 1, len(lines)):
+        if pattern.match(lines[j]):
+            return j
+    return len(lines)
+
+
+def _exercise_markdown(arg: str, body: list[str], number: int) -> list[str]:
+    """An ``{exercise}`` directive as plain Markdown: a heading, then its body without options."""
+    while body and _OPTION.match(body[0]):
+        body = body[1:]
+    while body and not body[0].strip():
+        body = body[1:]
+    title = f"### Exercise {number}" + (f": {arg}" if arg else "")
+    return [title, ""] + body
+
+
+def convert_markdown(source: str, state: _State) -> str:
+    """Student version of one Markdown cell; ``state`` tracks solution blocks across cells."""
+    lines, out, i = source.splitlines(), [], 0
+    while i < len(lines):
+        match = _OPEN.match(lines[i])
+        if not match:
+            if not state.in_solution:
+                out.append(lines[i])
+            i += 1
+            continue
+        end = _closing(lines, i, match["fence"])
+        name, body = match["name"], lines[i + 1:end]
+        if name == "solution-start":
+            state.in_solution = True
+        elif name == "solution-end":
+            state.in_solution = False
+        elif name in ("exercise", "exercise-start") and not state.in_solution:
+            state.exercise_number += 1
+            out += _exercise_markdown(match["arg"], body, state.exercise_number)
+        elif name not in ("solution", "exercise-end") and not state.in_solution:
+            out += lines[i:end + 1]
+        i = end + 1
+    return "\n".join(out).strip("\n")
+
+
+def solution_markdown(source: str, in_solution: bool = False) -> tuple[list[str], bool]:
+    """The lines of one Markdown cell that belong to solutions, and the state after the cell."""
+    lines, found, i = source.splitlines(), [], 0
+    while i < len(lines):
+        match = _OPEN.match(lines[i])
+        if not match:
+            if in_solution:
+                found.append(lines[i])
+            i += 1
+            continue
+        end = _closing(lines, i, match["fence"])
+        if match["name"] == "solution":
+            found += [line for line in lines[i + 1:end] if not _OPTION.match(line)]
+        elif match["name"] in ("solution-start", "solution-end"):
+            in_solution = match["name"] == "solution-start"
+        elif in_solution:
+            found += lines[i:end + 1]
+        i = end + 1
+    return found, in_solution
+
+
+# --------------------------------------------------------------------------- notebooks
+
+def _tags(cell) -> list:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _student_code_cell(cell, state: _State, index: int):
+    """The student version of one code cell, or None to drop it."""
+    has_markers = BEGIN in cell.source
+    if SOLUTION_TAG in _tags(cell) or (state.in_solution and not has_markers):
+        state.dropped.append(index)
+        return None
+    cell = copy.deepcopy(cell)
+    cell.source = strip_solution_code(cell.source, where=f"{state.path}, cell {index}")
+    cell.outputs, cell.execution_count = [], None
+    cell.metadata.pop("execution", None)
+    if has_markers:
+        cell.metadata["tags"] = _tags(cell) + [EXERCISE_TAG] * (EXERCISE_TAG not in _tags(cell))
+    return cell
+
+
+def make_student(nb, path: str = "<notebook>", first_exercise: int = 1):
+    """Return the student edition of notebook ``nb`` (a new notebook; ``nb`` is unchanged).
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+        A teacher notebook (nbformat 4).
+    path : str
+        Its name, used in error messages.
+    first_exercise : int, default 1
+        The number of its first exercise (the HTML book numbers exercises across chapters).
+
+    Raises
+    ------
+    ValueError
+        If solution markers are unbalanced, or a solution block is not closed.
+    """
+    state = _State(path=path, exercise_number=first_exercise - 1)
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            new = _student_code_cell(cell, state, index)
+        elif SOLUTION_TAG in _tags(cell):
+            new = None
+        else:
+            new = copy.deepcopy(cell)
+            new.source = convert_markdown(cell.source, state) if cell.cell_type == "markdown" else cell.source
+            new = new if new.source.strip() else None
+        if new is not None:
+            cells.append(new)
+    if state.in_solution:
+        raise ValueError(f"student: {path}: a {{solution-start}} block is never closed by {{solution-end}}")
+    student = copy.deepcopy(nb)
+    student.cells = cells
+    student.metadata.pop("widgets", None)
+    if any(EXERCISE_TAG in _tags(c) for c in cells):
+        first_md = next((i for i, c in enumerate(cells) if c.cell_type == "markdown"), -1)
+        note = nbformat.v4.new_markdown_cell(NOTE)
+        if student.get("nbformat_minor", 0) >= 5:  # cell ids exist from nbformat 4.5 on
+            note["id"] = "student-edition-note"
+        else:
+            note.pop("id", None)
+        student.cells.insert(first_md + 1, note)
+    return student
+
+
+def count_exercises(nb) -> int:
+    """How many ``{exercise}`` directives the notebook holds (as numbered in the HTML book)."""
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            count += sum(1 for line in cell.source.splitlines()
+                         if (m := _OPEN.match(line)) and m["name"] in ("exercise", "exercise-start"))
+    return count
+
+
+def solution_text(nb) -> list[str]:
+    """Every substantial line of the notebook's solutions: what must not reach students."""
+    lines, in_solution = [], False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found, in_solution = solution_markdown(cell.source, in_solution)
+            lines += found if SOLUTION_TAG not in _tags(cell) else cell.source.splitlines()
+        elif cell.cell_type == "code":
+            whole = SOLUTION_TAG in _tags(cell) or (in_solution and BEGIN not in cell.source)
+            lines += cell.source.splitlines() if whole else solution_code(cell.source)
+    return [line.strip() for line in lines if len(line.strip()) >= 12 and not _OPTION.match(line)]
+
+
+def leaks(teacher, student) -> list[str]:
+    """Solution lines of ``teacher`` that appear in ``student`` (an empty list is good)."""
+    text = "\n".join(cell.source for cell in student.cells)
+    found = [line for line in solution_text(teacher) if line in text]
+    found += [marker for marker in (BEGIN, END, "{solution}", "{solution-start}", "{solution-end}") if marker in text]
+    return found
+
+
+def write_student_edition(book: str | Path = "book", out: str | Path = "student",
+                          names: list[str] | None = None) -> list[Path]:
+    """Write the student edition of the book's notebooks into ``out``; return the paths written.
+
+    Exercises are numbered across the notebooks of ``book`` in name order (the order of the
+    table of contents), as in the HTML book, even when ``names`` picks only some of them.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``book`` holds no notebook, or a name in ``names`` is not one of them.
+    RuntimeError
+        If a solution line would reach a student notebook (nothing is written for it).
+    """
+    book, out = Path(book), Path(out)
+    paths = sorted(book.glob("*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"student: no notebooks in {book}/ (run from the repository root, or pass --book)")
+    wanted = {Path(n).stem for n in names} if names else {p.stem for p in paths}
+    unknown = wanted - {p.stem for p in paths}
+    if unknown:
+        raise FileNotFoundError(f"student: {sorted(unknown)} not found in {book}/; there are {[p.stem for p in paths]}")
+    out.mkdir(parents=True, exist_ok=True)
+    written, number = [], 1
+    for path in paths:
+        teacher = nbformat.read(path, as_version=4)
+        if path.stem in wanted:
+            student = make_student(teacher, path=str(path), first_exercise=number)
+            found = leaks(teacher, student)
+            if found:
+                raise RuntimeError(f"student: {path}: solution text would leak: {found[:3]}")
+            nbformat.validate(student)
+            nbformat.write(student, out / path.name)
+            written.append(out / path.name)
+        number += count_exercises(teacher)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cnnbook.student", description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="notebook names or stems (default: all in --book)")
+    parser.add_argument("--book", default="book", help="folder of the teacher notebooks (default: book)")
+    parser.add_argument("--out", default="student", help="folder for the student notebooks (default: student)")
+    args = parser.parse_args(argv)
+    try:
+        written = write_student_edition(args.book, args.out, args.notebooks or None)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for path in written:
+        nb = nbformat.read(path, as_version=4)
+        exercises = sum(EXERCISE_TAG in _tags(c) for c in nb.cells)
+        print(f"wrote {path} ({exercises} exercise cells to fill in)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The student edition: solutions out, everything else in, and the notebooks still run.
+
+A small synthetic teacher notebook exercises every rule; the book's own notebooks are then
+checked for leaks, for an unchanged body, and for exercise sections that run in a fresh
+kernel, each unanswered exercise stopping with NotImplementedError or "not written yet".
+"""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from cnnbook import student as st
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CHAPTERS = sorted(BOOK.glob("*.ipynb"))
+
+EXERCISE_MD = """## Exercises
+
+```{exercise} Add one
+:label: ex-test-add-one
+
+Write `add_one(x)` that returns `x + 1`.
+```
+
+```{solution-start} ex-test-add-one
+:class: dropdown
+```"""
+
+SOLUTION_CODE = """def add_one(x):
+    ### BEGIN SOLUTION
+    secret_value = x + 1
+    return secret_value
+    ### END SOLUTION
+
+assert add_one(1) == 2, "add_one(1) should be 2"
+add_one(1)"""
+
+
+def teacher_notebook():
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    ran = new_code_cell("x = 40\nx", execution_count=1, outputs=[new_output("execute_result", {"text/plain": "40"}, execution_count=1)])
+    tagged = new_code_cell("hidden_tagged_cell = 'a tagged worked answer'")
+    tagged.metadata["tags"] = ["solution"]
+    nb.cells = [
+        new_markdown_cell("# A chapter\n\nSome prose."),
+        new_code_cell("import math"),
+        ran,
+        new_markdown_cell(EXERCISE_MD),
+        new_code_cell(SOLUTION_CODE),
+        new_code_cell("print('worked solution: an extra plotting cell')"),
+        new_markdown_cell("The trick is the secret explanation text.\n\n```{solution-end}\n```\n\nText after the block."),
+        new_markdown_cell("````{exercise} Why\n:label: ex-test-why\n\nWhy is it so?\n```python\nhint = 1\n```\n````\n\n"
+                          "```{solution} ex-test-why\n:class: dropdown\n\nBecause of the hidden reasoning.\n```"),
+        tagged,
+        new_code_cell("answer = None\n### BEGIN SOLUTION\nanswer = x + 2  # the hidden arithmetic\n### END SOLUTION\n"
+                      "assert answer == 42, answer"),
+    ]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    return nb
+
+
+def sources(nb):
+    return "\n".join(cell.source for cell in nb.cells)
+
+
+# --------------------------------------------------------------------------- the rules, one by one
+
+def test_solution_region_becomes_placeholder_at_its_indentation():
+    assert st.strip_solution_code(SOLUTION_CODE).splitlines()[:3] == [
+        "def add_one(x):", "    # YOUR CODE HERE", "    raise NotImplementedError()"]
+    assert "assert add_one(1) == 2" in st.strip_solution_code(SOLUTION_CODE)
+    assert st.solution_code(SOLUTION_CODE) == ["    secret_value = x + 1", "    return secret_value"]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("### BEGIN SOLUTION\nx = 1", r"student: c\.ipynb, cell 3: '### BEGIN SOLUTION' without '### END SOLUTION'"),
+    ("x = 1\n### END SOLUTION", r"student: c\.ipynb, cell 3, line 2: '### END SOLUTION' without '### BEGIN SOLUTION'"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", r"line 2: '### BEGIN SOLUTION' inside another"),
+])
+def test_unbalanced_markers_are_an_error(source, message):
+    with pytest.raises(ValueError, match=message):
+        st.strip_solution_code(source, where="c.ipynb, cell 3")
+
+
+def test_unclosed_solution_block_is_an_error():
+    nb = teacher_notebook()
+    nb.cells = nb.cells[:5]
+    with pytest.raises(ValueError, match=r"student: t\.ipynb: a \{solution-start\} block is never closed"):
+        st.make_student(nb, path="t.ipynb")
+
+
+def test_student_edition_of_the_synthetic_notebook():
+    teacher = teacher_notebook()
+    before = json.dumps(teacher, sort_keys=True)
+    student = st.make_student(teacher, path="t.ipynb")
+    assert json.dumps(teacher, sort_keys=True) == before, "the teacher notebook is left unchanged"
+    text = sources(student)
+    for secret in ("secret_value", "extra plotting cell", "secret explanation", "hidden reasoning",
+                   "hidden_tagged_cell", "hidden arithmetic", "{solution", "BEGIN SOLUTION", ":label:"):
+        assert secret not in text, secret
+    assert st.leaks(teacher, student) == []
+    assert "### Exercise 1: Add one\n\nWrite `add_one(x)` that returns `x + 1`." in text
+    assert "### Exercise 2: Why\n\nWhy is it so?\n```python\nhint = 1\n```" in text
+    assert "Text after the block." in text and "Some prose." in text
+    exercise_cells = [c for c in student.cells if "exercise" in c.metadata.get("tags", [])]
+    assert [c.source.splitlines()[-1] for c in exercise_cells] == ["add_one(1)", "assert answer == 42, answer"]
+    assert all(c.outputs == [] and c.execution_count is None for c in student.cells if c.cell_type == "code")
+    assert "widgets" not in student.metadata
+    assert student.cells[1].source.startswith("> **Student edition.**")
+    nbformat.validate(student)
+
+
+def test_solution_text_lists_what_must_not_leak():
+    found = st.solution_text(teacher_notebook())
+    assert "secret_value = x + 1" in found and "print('worked solution: an extra plotting cell')" in found
+    assert "The trick is the secret explanation text." in found and "Because of the hidden reasoning." in found
+    assert "hidden_tagged_cell = 'a tagged worked answer'" in found
+    assert "Text after the block." not in found and "assert add_one(1) == 2, \"add_one(1) should be 2\"" not in found
+
+
+def test_leak_detector_catches_a_copied_solution():
+    teacher = teacher_notebook()
+    student = st.make_student(teacher)
+    student.cells.append(new_code_cell("    secret_value = x + 1"))
+    assert st.leaks(teacher, student) == ["secret_value = x + 1"]
+
+
+def test_exercises_are_numbered_across_notebooks(tmp_path):
+    book, out = tmp_path / "book", tmp_path / "student"
+    book.mkdir()
+    for name in ("01_a.ipynb", "02_b.ipynb"):
+        nbformat.write(teacher_notebook(), book / name)
+    written = st.write_student_edition(book, out, names=["02_b"])
+    assert written == [out / "02_b.ipynb"]
+    assert "### Exercise 3: Add one" in sources(nbformat.read(written[0], as_version=4))
+    assert st.count_exercises(teacher_notebook()) == 2
+
+
+def test_writer_refuses_to_leak(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    nb = teacher_notebook()
+    nb.cells.insert(1, new_markdown_cell("Spoiler: secret_value = x + 1"))
+    nbformat.write(nb, book / "01_a.ipynb")
+    with pytest.raises(RuntimeError, match=r"01_a\.ipynb: solution text would leak: \['secret_value = x \+ 1'\]"):
+        st.write_student_edition(book, tmp_path / "out")
+    assert not (tmp_path / "out" / "01_a.ipynb").exists()
+
+
+def test_command_line(tmp_path, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    nbformat.write(teacher_notebook(), book / "01_a.ipynb")
+    assert st.main(["--book", str(book), "--out", str(tmp_path / "s")]) == 0
+    assert "01_a.ipynb (2 exercise cells to fill in)" in capsys.readouterr().out
+    assert st.main(["--book", str(book), "--out", str(tmp_path / "s"), "09_none"]) == 1
+    assert "['09_none'] not found in" in capsys.readouterr().err
+    assert st.main(["--book", str(tmp_path / "empty"), "--out", str(tmp_path / "s")]) == 1
+    assert "no notebooks in" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- running student notebooks
+
+def execute(nb, cwd):
+    from nbclient import NotebookClient
+
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def errors(nb):
+    """(cell index, error name, error value) of each code cell that raised."""
+    return [(i, o.ename, o.evalue) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for o in c.outputs if o.output_type == "error"]
+
+
+def unanswered(error):
+    """An exercise left as the placeholder stops with one of these, and nothing else."""
+    _, name, value = error
+    return name == "NotImplementedError" or (name == "AssertionError" and "not written yet" in value)
+
+
+def test_synthetic_student_notebook_runs_to_its_first_exercise(tmp_path):
+    nb = execute(st.make_student(teacher_notebook()), tmp_path)
+    first = next(i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", []))
+    assert [e for e in errors(nb) if e[0] < first] == []
+    assert [e[1] for e in errors(nb)] == ["NotImplementedError", "NotImplementedError"]
+
+
+def exercise_section(nb):
+    """Index of the first cell of the exercises: the '## Exercises' heading, else the first exercise."""
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and any(line.strip().lower() == "## exercises" for line in cell.source.splitlines()):
+            return i
+    return next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "### Exercise " in c.source), None)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_student_edition_has_no_solutions(path):
+    teacher = nbformat.read(path, as_version=4)
+    student = st.make_student(teacher, path=str(path))
+    assert st.leaks(teacher, student) == []
+    nbformat.validate(student)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_student_edition_runs(path, tmp_path):
+    """The body before the exercises is the teacher's, cell for cell (nbval runs it there);
+    the exercises section then runs in a fresh kernel after the set-up cell, and each
+    unanswered exercise stops only with NotImplementedError or its checker's "not written yet".
+    """
+    teacher = nbformat.read(path, as_version=4)
+    student = st.make_student(teacher, path=str(path))
+    start = exercise_section(student)
+    if start is None or not any("exercise" in c.metadata.get("tags", []) for c in student.cells):
+        pytest.skip(f"{path.stem} has no exercises yet")
+    body = [c for c in student.cells[:start] if not c.source.startswith("> **Student edition.**")]
+    assert [(c.cell_type, c.source) for c in body] == [(c.cell_type, c.source) for c in teacher.cells[:len(body)]]
+    setup = next(c for c in student.cells if c.cell_type == "code")
+    run = nbformat.v4.new_notebook(metadata=student.metadata, cells=[setup] + student.cells[start:])
+    found = errors(execute(run, BOOK))
+    assert all(unanswered(e) for e in found), found
+    exercise_cells = [i for i, c in enumerate(run.cells) if "exercise" in c.metadata.get("tags", [])]
+    assert {e[0] for e in found} >= set(exercise_cells), "an unanswered exercise must not pass silently"
