@@ -1,0 +1,1234 @@
+"""CNN building blocks in NumPy, with the names and meanings of ``torch.nn.functional``.
+
+Every operation comes as a forward function with torch's signature (``conv2d``,
+``max_pool2d``, ``cross_entropy``, ...) and an analytic backward function named after it
+(``conv2d_backward``, ...) that returns the gradients of the forward's inputs. Arrays are
+NCHW, weights ``(C_out, C_in/groups, KH, KW)``, and float32 stays float32 (float64 stays
+float64). Convolution and pooling also come as short loop versions (``conv2d_loop``,
+``max_pool2d_loop``, ``avg_pool2d_loop``, ``conv2d_backward_loop``): they *define* the
+operation; the fast versions use strided views and one matrix product (im2col + BLAS)
+and are tested against them and against PyTorch.
+
+Bad arguments raise ``ValueError``/``TypeError`` naming the function, the argument, what
+was expected and what was given. NaN or infinite values are rejected where they would
+silently spread through training: in the losses and in the batch statistics of
+``batch_norm``. This module never imports torch.
+
+Examples
+--------
+>>> import numpy as np
+>>> from cnnbook import functional as F
+>>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+>>> F.max_pool2d(x, 2)
+array([[[[ 5.,  7.],
+         [13., 15.]]]], dtype=float32)
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "conv2d", "conv2d_backward", "conv2d_loop", "conv2d_backward_loop",
+    "max_pool2d", "max_pool2d_backward", "max_pool2d_loop",
+    "avg_pool2d", "avg_pool2d_backward", "avg_pool2d_loop",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
+    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "linear", "linear_backward", "batch_norm", "batch_norm_backward",
+    "dropout", "dropout_backward", "mse_loss", "mse_loss_backward",
+    "nll_loss", "nll_loss_backward", "cross_entropy", "cross_entropy_backward",
+]
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+REDUCTIONS = ("mean", "sum", "none")
+
+
+# ---------------------------------------------------------------------------------------
+# Argument checks shared by all functions
+# ---------------------------------------------------------------------------------------
+def _check_array(fn, name, x, ndim=None, layout=""):
+    """Raise unless ``x`` is a float32/float64 ndarray with one of the allowed ``ndim``."""
+    if not isinstance(x, np.ndarray):
+        hint = "call .numpy() on a torch tensor" if hasattr(x, "detach") else "wrap it with np.asarray(...)"
+        raise TypeError(f"{fn}: {name} must be a NumPy array, got {type(x).__name__}; hint: {hint}")
+    if x.dtype not in FLOATS:
+        raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {x.dtype}; "
+                        f"hint: convert it with {name}.astype(np.float32)")
+    if ndim is not None and x.ndim not in ndim:
+        want = f"at least {ndim.start}" if isinstance(ndim, range) else " or ".join(map(str, ndim))
+        raise ValueError(f"{fn}: {name} must be {want}-dimensional {layout}, got shape {x.shape}"
+                         + ("; hint: add a batch axis with x[None]" if x.ndim == min(ndim) - 1 else ""))
+
+
+def _check_same_dtype(fn, **arrays):
+    """Raise when the given (non-None) arrays do not share one dtype."""
+    given = {name: a.dtype for name, a in arrays.items() if a is not None}
+    if len(set(given.values())) > 1:
+        listing = ", ".join(f"{name} is {dtype}" for name, dtype in given.items())
+        raise TypeError(f"{fn}: all arrays must have the same dtype, but {listing}; "
+                        f"hint: convert them with .astype(...) to one dtype")
+
+
+def _check_finite(fn, name, x):
+    """Raise when ``x`` holds NaN or +-inf (min and max are finite iff every entry is)."""
+    if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise ValueError(f"{fn}: {name} contains {bad} NaN or infinite value(s) out of {x.size}; "
+                         "they would spread into every gradient. Hint: check the data, or lower "
+                         "the learning rate if training diverged")
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _int(fn, name, value, minimum):
+    """Return ``value`` as an int >= ``minimum``."""
+    if not _is_int(value):
+        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+_PAIR_HINTS = {"stride": "stride=1 moves the window one pixel at a time",
+               "dilation": "dilation=1 means no gaps between kernel taps",
+               "padding": "padding adds that many zeros on each side",
+               "kernel_size": "kernel_size=3 means a 3x3 window"}
+
+
+def _pair(fn, name, value, minimum):
+    """Return ``value`` (an int or a pair of ints) as a pair of ints >= ``minimum``."""
+    pair = (value, value) if _is_int(value) else value
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(_is_int(v) for v in pair)):
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}; "
+                         f"hint: {_PAIR_HINTS.get(name, '')}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_reduction(fn, reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _check_grad_output(fn, grad_output, shape, dtype):
+    """Raise unless ``grad_output`` is an array of the forward output's shape and dtype."""
+    _check_array(fn, "grad_output", grad_output)
+    if grad_output.shape != tuple(shape):
+        raise ValueError(f"{fn}: grad_output must have the shape of the forward output "
+                         f"{tuple(shape)}, got {grad_output.shape}")
+    _check_same_dtype(fn, input=np.empty(0, dtype), grad_output=grad_output)
+
+
+# ---------------------------------------------------------------------------------------
+# Window geometry shared by convolution and pooling
+# ---------------------------------------------------------------------------------------
+def _output_size(fn, in_hw, kernel, stride, pads, dilation, ceil_mode=False):
+    """Output height and width of a sliding window; raise when the window does not fit.
+
+    ``H_out = floor((H + pad_top + pad_bottom - dilation*(KH-1) - 1) / stride) + 1``
+    (``ceil`` with ``ceil_mode``, keeping the last window's start inside input or padding).
+    """
+    out = []
+    for size, k, s, (lo, hi), d in zip(in_hw, kernel, stride, (pads[:2], pads[2:]), dilation):
+        span, padded = d * (k - 1) + 1, size + lo + hi
+        if span > padded:
+            raise ValueError(
+                f"{fn}: kernel {kernel[0]}x{kernel[1]} (dilation {dilation[0]}x{dilation[1]}) spans "
+                f"{span} pixels, larger than the padded input size {padded} (input {in_hw[0]}x{in_hw[1]}, "
+                f"padding {pads}); the output size would be below 1. Hint: use a smaller kernel or "
+                "dilation, more padding, or a larger input")
+        n = -(-(padded - span) // s) + 1 if ceil_mode else (padded - span) // s + 1
+        if ceil_mode and (n - 1) * s >= size + lo:
+            n -= 1
+        out.append(n)
+    return tuple(out)
+
+
+def _pad(x, pads, value=0.0):
+    """Pad the last two axes of ``x`` by ``pads = (top, bottom, left, right)`` with ``value``."""
+    if not any(pads):
+        return x
+    top, bottom, left, right = pads
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+def _tap(kh, kw, stride, dilation, out_hw):
+    """Index of the pixels that kernel tap ``(kh, kw)`` sees, one per output position."""
+    (sh, sw), (dh, dw), (ho, wo) = stride, dilation, out_hw
+    return (..., slice(kh * dh, kh * dh + sh * (ho - 1) + 1, sh),
+            slice(kw * dw, kw * dw + sw * (wo - 1) + 1, sw))
+
+
+def _windows(xp, kernel, stride, dilation, out_hw):
+    """Strided view (no copy) of every window of ``xp``: shape (N, C, H_out, W_out, KH, KW)."""
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    view = sliding_window_view(xp, span, axis=(2, 3))  # (N, C, Hp-span+1, Wp-span+1, spanH, spanW)
+    return view[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo]
+
+
+# ---------------------------------------------------------------------------------------
+# Convolution
+# ---------------------------------------------------------------------------------------
+def _conv_padding(fn, padding, kernel, stride, dilation):
+    """Resolve conv2d's ``padding`` to ``(top, bottom, left, right)``."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"{fn}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"{fn}: padding='same' needs stride=1, got stride={stride}; hint: "
+                             "compute the padding yourself for strided convolutions")
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]  # torch puts the odd pixel last
+        return (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+    ph, pw = _pair(fn, "padding", padding, 0)
+    return (ph, ph, pw, pw)
+
+
+def _conv_setup(fn, input, weight, bias, stride, padding, dilation, groups):
+    """Check conv2d's arguments; return ``(stride, pads, dilation, groups, out_hw)``."""
+    _check_array(fn, "input", input, (4,), "(N, C_in, H, W)")
+    _check_array(fn, "weight", weight, (4,), "(C_out, C_in/groups, KH, KW)")
+    if bias is not None:
+        _check_array(fn, "bias", bias, (1,), "(C_out,)")
+    _check_same_dtype(fn, input=input, weight=weight, bias=bias)
+    stride, dilation = _pair(fn, "stride", stride, 1), _pair(fn, "dilation", dilation, 1)
+    groups = _int(fn, "groups", groups, 1)
+    c_in, c_out = input.shape[1], weight.shape[0]
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"{fn}: groups={groups} must divide both the input channels ({c_in}) and "
+                         f"the output channels ({c_out}); input {input.shape}, weight {weight.shape}")
+    if weight.shape[1] * groups != c_in:
+        raise ValueError(f"{fn}: input has {c_in} channels but weight expects {weight.shape[1] * groups} "
+                         f"(weight.shape[1]={weight.shape[1]} times groups={groups}); input "
+                         f"{input.shape}, weight {weight.shape}. Hint: weight is (C_out, C_in/groups, KH, KW)")
+    if bias is not None and bias.shape != (c_out,):
+        raise ValueError(f"{fn}: bias must have shape ({c_out},) (one value per output channel), got {bias.shape}")
+    pads = _conv_padding(fn, padding, weight.shape[2:], stride, dilation)
+    out_hw = _output_size(fn, input.shape[2:], weight.shape[2:], stride, pads, dilation)
+    return stride, pads, dilation, groups, out_hw
+
+
+def conv2d_loop(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation) as explicit loops: the definition of :func:`conv2d`.
+
+    Each output pixel is the sum of a window of the (padded) input multiplied elementwise
+    by a filter. Same arguments and result as :func:`conv2d`, only slower.
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> conv2d_loop(x, np.ones((1, 1, 2, 2)))
+    array([[[[ 8., 12.],
+             [20., 24.]]]])
+    """
+    (sh, sw), pads, (dh, dw), groups, (ho, wo) = _conv_setup(
+        "conv2d_loop", input, weight, bias, stride, padding, dilation, groups)
+    xp = _pad(input, pads)
+    c_out, c_in_g, kh, kw = weight.shape
+    c_out_g = c_out // groups
+    out = np.zeros((input.shape[0], c_out, ho, wo), dtype=input.dtype)
+    for g in range(groups):
+        x_g = xp[:, g * c_in_g:(g + 1) * c_in_g]            # this group's input channels
+        w_g = weight[g * c_out_g:(g + 1) * c_out_g]         # and its filters
+        for i in range(ho):
+            for j in range(wo):
+                window = x_g[:, :, i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                             j * sw:j * sw + dw * (kw - 1) + 1:dw]  # (N, C_in/groups, KH, KW)
+                products = window[:, None] * w_g[None]              # (N, C_out/groups, C_in/groups, KH, KW)
+                out[:, g * c_out_g:(g + 1) * c_out_g, i, j] = products.sum(axis=(2, 3, 4))
+    if bias is not None:
+        out += bias[:, None, None]
+    return out
+
+
+def conv2d_backward_loop(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of :func:`conv2d_loop` as explicit loops: each window sends back its share.
+
+    Returns ``(grad_input, grad_weight, grad_bias)`` like :func:`conv2d_backward`.
+    """
+    (sh, sw), pads, (dh, dw), groups, (ho, wo) = _conv_setup(
+        "conv2d_backward_loop", input, weight, bias, stride, padding, dilation, groups)
+    xp = _pad(input, pads)
+    grad_xp, grad_w = np.zeros_like(xp), np.zeros_like(weight)
+    c_out, c_in_g, kh, kw = weight.shape
+    c_out_g = c_out // groups
+    for g in range(groups):
+        ci, co = slice(g * c_in_g, (g + 1) * c_in_g), slice(g * c_out_g, (g + 1) * c_out_g)
+        for i in range(ho):
+            for j in range(wo):
+                rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+                cols = slice(j * sw, j * sw + dw * (kw - 1) + 1, dw)
+                g_ij = grad_output[:, co, i, j]                      # (N, C_out/groups)
+                grad_w[co] += np.tensordot(g_ij, xp[:, ci, rows, cols], axes=(0, 0))
+                grad_xp[:, ci, rows, cols] += np.tensordot(g_ij, weight[co], axes=(1, 0))
+    top, _, left, _ = pads
+    grad_input = grad_xp[:, :, top:top + input.shape[2], left:left + input.shape[3]]
+    grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
+    return np.ascontiguousarray(grad_input), grad_w, grad_bias
+
+
+def _im2col(xp, kernel, stride, dilation, out_hw):
+    """Copy every receptive field of ``xp`` into a column: (C*KH*KW, N*H_out*W_out)."""
+    n, c = xp.shape[:2]
+    windows = _windows(xp, kernel, stride, dilation, out_hw)   # (N, C, H_out, W_out, KH, KW)
+    columns = windows.transpose(1, 4, 5, 0, 2, 3)              # (C, KH, KW, N, H_out, W_out)
+    return columns.reshape(c * kernel[0] * kernel[1], n * out_hw[0] * out_hw[1])  # copies
+
+
+def _conv2d_forward(input, weight, bias, stride, pads, dilation, groups, out_hw):
+    """Vectorized conv2d on checked arguments; returns ``(output, columns)``."""
+    n, c_out = input.shape[0], weight.shape[0]
+    cols = _im2col(_pad(input, pads), weight.shape[2:], stride, dilation, out_hw)
+    cols = cols.reshape(groups, -1, cols.shape[1])              # (G, C_in/G*KH*KW, N*H_out*W_out)
+    w = weight.reshape(groups, c_out // groups, -1)             # (G, C_out/G, C_in/G*KH*KW)
+    out = np.matmul(w, cols).reshape(c_out, n, *out_hw)         # (C_out, N, H_out, W_out)
+    if bias is not None:
+        out += bias[:, None, None, None]
+    return np.ascontiguousarray(out.transpose(1, 0, 2, 3)), cols
+
+
+def _conv2d_backward(grad_output, cols, weight, input_shape, stride, pads, dilation, groups):
+    """Gradients of conv2d from the saved columns; returns ``(grad_input, grad_weight)``."""
+    n, c_in, h, w = input_shape
+    c_out, _, kh, kw = weight.shape
+    out_hw = grad_output.shape[2:]
+    g = grad_output.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)  # (G, C_out/G, N*L)
+    grad_w = np.matmul(g, cols.transpose(0, 2, 1)).reshape(weight.shape)
+    w_g = weight.reshape(groups, c_out // groups, -1)
+    grad_cols = np.matmul(w_g.transpose(0, 2, 1), g)            # (G, C_in/G*KH*KW, N*L)
+    grad_cols = grad_cols.reshape(c_in, kh, kw, n, *out_hw)
+    top, bottom, left, right = pads
+    grad_xp = np.zeros((n, c_in, h + top + bottom, w + left + right), dtype=grad_output.dtype)
+    grad_xp_t = grad_xp.transpose(1, 0, 2, 3)                   # (C_in, N, Hp, Wp) view
+    for i in range(kh):                                         # col2im: one strided add per tap
+        for j in range(kw):
+            grad_xp_t[_tap(i, j, stride, dilation, out_hw)] += grad_cols[:, i, j]
+    if any(pads):
+        grad_xp = np.ascontiguousarray(grad_xp[:, :, top:top + h, left:left + w])
+    return grad_xp, grad_w
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as in every deep-learning library) over NCHW input.
+
+    Vectorized: the receptive fields are copied into columns (im2col, from a strided view)
+    and multiplied by the filters in one BLAS matrix product.
+
+    Parameters
+    ----------
+    input : ndarray, float32 or float64
+        Images, shape (N, C_in, H, W).
+    weight : ndarray
+        Filters, shape (C_out, C_in/groups, KH, KW), same dtype as ``input``.
+    bias : ndarray or None, default None
+        One value per output channel, shape (C_out,).
+    stride : int or (int, int), default 1
+        Step between windows (>= 1).
+    padding : int, (int, int), 'valid' or 'same', default 0
+        Zeros added on each side; 'valid' means 0; 'same' (stride 1 only) keeps H and W,
+        putting an odd extra pixel at the bottom/right as torch does.
+    dilation : int or (int, int), default 1
+        Spacing between kernel taps (1: none).
+    groups : int, default 1
+        Split channels into ``groups`` independent convolutions.
+
+    Returns
+    -------
+    ndarray
+        Shape (N, C_out, H_out, W_out), dtype of ``input``.
+
+    Shape
+    -----
+    ``H_out = floor((H + 2*padding[0] - dilation[0]*(KH-1) - 1) / stride[0]) + 1``,
+    likewise ``W_out``.
+
+    Raises
+    ------
+    TypeError
+        Non-array or integer input, mismatched dtypes, non-integer hyper-parameters.
+    ValueError
+        Wrong number of dimensions, channel mismatch (groups included), kernel larger
+        than the padded input, stride or dilation below 1, negative padding, 'same' with stride > 1.
+
+    Examples
+    --------
+    >>> x = np.ones((2, 3, 28, 28), dtype=np.float32)
+    >>> conv2d(x, np.ones((8, 3, 3, 3), dtype=np.float32), padding=1).shape
+    (2, 8, 28, 28)
+    """
+    geometry = _conv_setup("conv2d", input, weight, bias, stride, padding, dilation, groups)
+    stride, pads, dilation, groups, out_hw = geometry
+    return _conv2d_forward(input, weight, bias, stride, pads, dilation, groups, out_hw)[0]
+
+
+def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of :func:`conv2d` with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient of the loss with respect to the output, shape (N, C_out, H_out, W_out).
+    input, weight, bias, stride, padding, dilation, groups
+        The arguments of the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray, shape (N, C_in, H, W)
+    grad_weight : ndarray, shape (C_out, C_in/groups, KH, KW)
+    grad_bias : ndarray of shape (C_out,), or None when ``bias`` is None
+
+    Examples
+    --------
+    >>> x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
+    >>> gx, gw, gb = conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
+    >>> gx[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    fn = "conv2d_backward"
+    stride, pads, dilation, groups, out_hw = _conv_setup(fn, input, weight, bias, stride, padding, dilation, groups)
+    _check_grad_output(fn, grad_output, (input.shape[0], weight.shape[0], *out_hw), input.dtype)
+    cols = _im2col(_pad(input, pads), weight.shape[2:], stride, dilation, out_hw)
+    cols = cols.reshape(groups, -1, cols.shape[1])
+    grad_input, grad_weight = _conv2d_backward(grad_output, cols, weight, input.shape,
+                                               stride, pads, dilation, groups)
+    grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
+    return grad_input, grad_weight, grad_bias
+
+
+# ---------------------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------------------
+def _pool_setup(fn, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """Check a pool's arguments; return ``(kernel, stride, padding, dilation, out_hw, pads)``.
+
+    ``pads`` is ``(top, bottom, left, right)``, with extra bottom/right pixels so that
+    the last window of ``ceil_mode`` fits.
+    """
+    _check_array(fn, "input", input, (4,), "(N, C, H, W)")
+    kernel = _pair(fn, "kernel_size", kernel_size, 1)
+    no_stride = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+    stride = kernel if no_stride else _pair(fn, "stride", stride, 1)
+    padding, dilation = _pair(fn, "padding", padding, 0), _pair(fn, "dilation", dilation, 1)
+    if any(2 * p > k for p, k in zip(padding, kernel)):
+        raise ValueError(f"{fn}: padding must be at most half of kernel_size, got padding={padding} "
+                         f"for kernel_size={kernel}; hint: a window must always cover some real pixels")
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    out_hw = _output_size(fn, input.shape[2:], kernel, stride, pads, dilation, bool(ceil_mode))
+    extra = [max(0, (n - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
+             for n, s, d, k, size, p in zip(out_hw, stride, dilation, kernel, input.shape[2:], padding)]
+    pads = (padding[0], padding[0] + extra[0], padding[1], padding[1] + extra[1])
+    return kernel, stride, padding, dilation, out_hw, pads
+
+
+def max_pool2d_loop(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max pooling as explicit loops: the definition of :func:`max_pool2d` (no indices).
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> max_pool2d_loop(x, 2)
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    """
+    (kh, kw), (sh, sw), _, (dh, dw), (ho, wo), pads = _pool_setup(
+        "max_pool2d_loop", input, kernel_size, stride, padding, dilation, ceil_mode)
+    xp = _pad(input, pads, value=-np.inf)     # padding never wins the max
+    out = np.empty(input.shape[:2] + (ho, wo), dtype=input.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            window = xp[:, :, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
+            out[:, :, i, j] = window.max(axis=(2, 3))
+    return out
+
+
+def _first_valid(size, n_out, stride, padding, dilation):
+    """For each output position, the input index of its first kernel tap inside the input."""
+    start = np.arange(n_out) * stride - padding
+    skip = np.maximum(0, -(start // dilation))                 # taps that fall in the top padding
+    return start + skip * dilation
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max pooling over NCHW input.
+
+    Parameters
+    ----------
+    input : ndarray, float32 or float64
+        Shape (N, C, H, W).
+    kernel_size : int or (int, int)
+        Window size.
+    stride : int, (int, int) or None, default None
+        Step between windows; None means ``kernel_size``.
+    padding : int or (int, int), default 0
+        Implicit -inf padding on each side, at most half of ``kernel_size``.
+    dilation : int or (int, int), default 1
+        Spacing between window taps.
+    ceil_mode : bool, default False
+        Use ``ceil`` instead of ``floor`` for the output size (a last, partial window).
+    return_indices : bool, default False
+        Also return, for each output, the flat index ``h*W + w`` of its maximum in its
+        input plane, as torch does (int64). The first maximum wins ties; NaN propagates.
+
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray of int64)
+        Shape (N, C, H_out, W_out).
+
+    Shape
+    -----
+    ``H_out = floor((H + 2*padding[0] - dilation[0]*(KH-1) - 1) / stride[0]) + 1``
+    (``ceil`` in ``ceil_mode``, dropping a last window that would start in the bottom padding).
+
+    Examples
+    --------
+    >>> x = np.array([[[[1., 2.], [4., 3.]]]], dtype=np.float32)
+    >>> out, idx = max_pool2d(x, 2, return_indices=True)
+    >>> out.ravel(), idx.ravel()
+    (array([4.], dtype=float32), array([2]))
+    """
+    kernel, stride, padding, dilation, out_hw, pads = _pool_setup(
+        "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    out, idx = _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)
+    return (out, idx) if return_indices else out
+
+
+def _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads):
+    """Max and its flat input index, one kernel tap at a time (torch's order and NaN rule)."""
+    w_in = input.shape[3]
+    xp = _pad(input, pads, value=-np.inf)
+    rows = [np.arange(n) * s - p for n, s, p in zip(out_hw, stride, padding)]  # window starts
+    first = [_first_valid(input.shape[2 + a], out_hw[a], stride[a], padding[a], dilation[a]) for a in (0, 1)]
+    out = np.full(input.shape[:2] + out_hw, -np.inf, dtype=input.dtype)
+    idx = np.empty(out.shape, dtype=np.int64)
+    idx[...] = first[0][:, None] * w_in + first[1][None, :]    # torch starts at the first real pixel
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            tap = xp[_tap(i, j, stride, dilation, out_hw)]
+            better = (tap > out) | np.isnan(tap)                # a NaN always takes over, as in torch
+            flat = (rows[0] + i * dilation[0])[:, None] * w_in + (rows[1] + j * dilation[1])[None, :]
+            out = np.where(better, tap, out)
+            idx = np.where(better, flat, idx)
+    return out, idx
+
+
+def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, indices=None):
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    Each output's gradient goes to the input pixel that was its maximum (summed when
+    overlapping windows share a maximum). Pass the ``indices`` of a forward call with
+    ``return_indices=True`` to skip recomputing them.
+
+    Returns
+    -------
+    ndarray
+        ``grad_input``, shape (N, C, H, W).
+    """
+    fn = "max_pool2d_backward"
+    kernel, stride, padding, dilation, out_hw, pads = _pool_setup(
+        fn, input, kernel_size, stride, padding, dilation, ceil_mode)
+    _check_grad_output(fn, grad_output, input.shape[:2] + out_hw, input.dtype)
+    if indices is None:
+        indices = _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)[1]
+    elif not isinstance(indices, np.ndarray) or indices.shape != grad_output.shape:
+        raise ValueError(f"{fn}: indices must be the int64 array returned with return_indices=True, "
+                         f"shape {grad_output.shape}, got {getattr(indices, 'shape', type(indices).__name__)}")
+    return _max_pool2d_scatter(grad_output, indices, input.shape)
+
+
+def _max_pool2d_scatter(grad_output, indices, input_shape):
+    """Add each gradient to the input pixel ``indices`` points to (per N, C plane)."""
+    n, c, h, w = input_shape
+    plane = np.arange(n * c).reshape(n, c, 1, 1) * (h * w)     # offset of each (n, c) plane
+    grad = np.bincount((indices + plane).ravel(), weights=grad_output.ravel(), minlength=n * c * h * w)
+    return grad.reshape(input_shape).astype(grad_output.dtype, copy=False)
+
+
+def _avg_divisor(in_hw, kernel, stride, padding, out_hw, count_include_pad, divisor_override):
+    """Divisor of each output, shape (H_out, W_out), with torch's rules for edge windows."""
+    if divisor_override is not None:
+        return divisor_override
+    sizes = []
+    for size, k, s, p, n in zip(in_hw, kernel, stride, padding, out_hw):
+        start = np.arange(n) * s - p
+        end = np.minimum(start + k, size + p)                  # a ceil-mode window stops at the padding
+        real = np.minimum(end, size) - np.maximum(start, 0)    # pixels inside the input
+        sizes.append(end - start if count_include_pad else real)
+    return np.outer(sizes[0], sizes[1])
+
+
+def _avg_setup(fn, input, kernel_size, stride, padding, ceil_mode, divisor_override):
+    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
+        raise ValueError(f"{fn}: divisor_override must be a non-zero int or None, got {divisor_override!r}")
+    return _pool_setup(fn, input, kernel_size, stride, padding, 1, ceil_mode)
+
+
+def avg_pool2d_loop(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                    count_include_pad=True, divisor_override=None):
+    """Average pooling as explicit loops: the definition of :func:`avg_pool2d`.
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> avg_pool2d_loop(x, 2)
+    array([[[[ 2.5,  4.5],
+             [10.5, 12.5]]]])
+    """
+    (kh, kw), (sh, sw), (ph, pw), _, (ho, wo), _ = _avg_setup(
+        "avg_pool2d_loop", input, kernel_size, stride, padding, ceil_mode, divisor_override)
+    h, w = input.shape[2:]
+    out = np.empty(input.shape[:2] + (ho, wo), dtype=input.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            h0, w0 = i * sh - ph, j * sw - pw                   # window corner, padding included
+            h1, w1 = min(h0 + kh, h + ph), min(w0 + kw, w + pw)
+            window = input[:, :, max(h0, 0):min(h1, h), max(w0, 0):min(w1, w)]   # real pixels only
+            if divisor_override is not None:
+                divisor = divisor_override
+            elif count_include_pad:
+                divisor = (h1 - h0) * (w1 - w0)
+            else:
+                divisor = window.shape[2] * window.shape[3]
+            out[:, :, i, j] = window.sum(axis=(2, 3)) / divisor
+    return out
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling over NCHW input.
+
+    Parameters
+    ----------
+    input : ndarray, float32 or float64
+        Shape (N, C, H, W).
+    kernel_size : int or (int, int)
+        Window size.
+    stride : int, (int, int) or None, default None
+        Step between windows; None means ``kernel_size``.
+    padding : int or (int, int), default 0
+        Implicit zero padding on each side, at most half of ``kernel_size``.
+    ceil_mode : bool, default False
+        Use ``ceil`` instead of ``floor`` for the output size.
+    count_include_pad : bool, default True
+        Divide by the window size including padded zeros (True) or by the number of
+        real pixels in the window (False). A ceil-mode window is cut at the padding.
+    divisor_override : int or None, default None
+        Divide every window sum by this number instead.
+
+    Returns
+    -------
+    ndarray
+        Shape (N, C, H_out, W_out).
+
+    Shape
+    -----
+    ``H_out = floor((H + 2*padding[0] - KH) / stride[0]) + 1`` (``ceil`` in ``ceil_mode``).
+
+    Examples
+    --------
+    >>> avg_pool2d(np.ones((1, 1, 4, 4)), 2, padding=1, count_include_pad=False)[0, 0]
+    array([[1., 1., 1.],
+           [1., 1., 1.],
+           [1., 1., 1.]])
+    """
+    kernel, stride, padding, _, out_hw, pads = _avg_setup(
+        "avg_pool2d", input, kernel_size, stride, padding, ceil_mode, divisor_override)
+    xp = _pad(input, pads)
+    out = np.zeros(input.shape[:2] + out_hw, dtype=input.dtype)
+    for i in range(kernel[0]):                                   # add the window, tap by tap
+        for j in range(kernel[1]):
+            out += xp[_tap(i, j, stride, (1, 1), out_hw)]
+    divisor = _avg_divisor(input.shape[2:], kernel, stride, padding, out_hw, count_include_pad, divisor_override)
+    return out / np.asarray(divisor, dtype=input.dtype)
+
+
+def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    """Gradient of :func:`avg_pool2d` with respect to its input: each output's gradient,
+    divided by its divisor, is spread over its window.
+
+    Returns
+    -------
+    ndarray
+        ``grad_input``, shape (N, C, H, W).
+    """
+    fn = "avg_pool2d_backward"
+    kernel, stride, padding, _, out_hw, pads = _avg_setup(
+        fn, input, kernel_size, stride, padding, ceil_mode, divisor_override)
+    _check_grad_output(fn, grad_output, input.shape[:2] + out_hw, input.dtype)
+    divisor = _avg_divisor(input.shape[2:], kernel, stride, padding, out_hw, count_include_pad, divisor_override)
+    share = grad_output / np.asarray(divisor, dtype=input.dtype)
+    n, c, h, w = input.shape
+    top, bottom, left, right = pads
+    grad_xp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=input.dtype)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            grad_xp[_tap(i, j, stride, (1, 1), out_hw)] += share
+    return np.ascontiguousarray(grad_xp[:, :, top:top + h, left:left + w])
+
+
+# ---------------------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------------------
+def relu(input):
+    """``max(0, x)`` elementwise.
+
+    >>> relu(np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 2.])
+    """
+    _check_array("relu", "input", input)
+    return np.maximum(input, 0)
+
+
+def relu_backward(grad_output, input):
+    """Gradient of :func:`relu`: ``grad_output`` where ``input > 0``, else 0 (0 at 0, as torch)."""
+    _check_array("relu_backward", "input", input)
+    _check_grad_output("relu_backward", grad_output, input.shape, input.dtype)
+    return np.where(input <= 0, 0, grad_output).astype(input.dtype, copy=False)
+
+
+def leaky_relu(input, negative_slope=0.01):
+    """``x`` for ``x > 0``, ``negative_slope * x`` otherwise.
+
+    >>> leaky_relu(np.array([-2.0, 3.0]), 0.1)
+    array([-0.2,  3. ])
+    """
+    _check_array("leaky_relu", "input", input)
+    return np.where(input > 0, input, input * negative_slope)
+
+
+def leaky_relu_backward(grad_output, input, negative_slope=0.01):
+    """Gradient of :func:`leaky_relu` (slope ``negative_slope`` at 0, as torch)."""
+    _check_array("leaky_relu_backward", "input", input)
+    _check_grad_output("leaky_relu_backward", grad_output, input.shape, input.dtype)
+    return np.where(input > 0, grad_output, grad_output * negative_slope)
+
+
+def sigmoid(input):
+    """``1 / (1 + exp(-x))``, computed without overflow.
+
+    >>> sigmoid(np.array([0.0]))
+    array([0.5])
+    """
+    _check_array("sigmoid", "input", input)
+    e = np.exp(-np.abs(input))                    # never overflows
+    return np.where(input >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(grad_output, output):
+    """Gradient of :func:`sigmoid` from its *output* ``y``: ``grad_output * y * (1 - y)``."""
+    _check_array("sigmoid_backward", "output", output)
+    _check_grad_output("sigmoid_backward", grad_output, output.shape, output.dtype)
+    return grad_output * output * (1 - output)
+
+
+def tanh(input):
+    """Hyperbolic tangent elementwise.
+
+    >>> tanh(np.array([0.0]))
+    array([0.])
+    """
+    _check_array("tanh", "input", input)
+    return np.tanh(input)
+
+
+def tanh_backward(grad_output, output):
+    """Gradient of :func:`tanh` from its *output* ``y``: ``grad_output * (1 - y**2)``."""
+    _check_array("tanh_backward", "output", output)
+    _check_grad_output("tanh_backward", grad_output, output.shape, output.dtype)
+    return grad_output * (1 - output * output)
+
+
+def _check_dim(fn, input, dim):
+    if not _is_int(dim):
+        raise TypeError(f"{fn}: dim must be an int (e.g. dim=1 for (N, C) logits), got {dim!r}")
+    if not -input.ndim <= dim < max(input.ndim, 1):
+        raise ValueError(f"{fn}: dim must be in [{-input.ndim}, {input.ndim - 1}] for input of shape "
+                         f"{input.shape}, got {dim}")
+
+
+def softmax(input, dim):
+    """``exp(x) / sum(exp(x))`` along ``dim`` (shifted by the max, so it never overflows).
+
+    >>> softmax(np.array([[0.0, np.log(3.0)]]), dim=1)
+    array([[0.25, 0.75]])
+    """
+    _check_array("softmax", "input", input)
+    _check_dim("softmax", input, dim)
+    e = np.exp(input - input.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def softmax_backward(grad_output, output, dim):
+    """Gradient of :func:`softmax` from its output ``y``: ``y * (g - sum(g * y, dim))``."""
+    _check_array("softmax_backward", "output", output)
+    _check_grad_output("softmax_backward", grad_output, output.shape, output.dtype)
+    _check_dim("softmax_backward", output, dim)
+    return output * (grad_output - (grad_output * output).sum(axis=dim, keepdims=True))
+
+
+def log_softmax(input, dim):
+    """``x - log(sum(exp(x)))`` along ``dim``, computed stably (log-sum-exp).
+
+    >>> log_softmax(np.array([[0.0, 0.0]]), dim=1)
+    array([[-0.69314718, -0.69314718]])
+    """
+    _check_array("log_softmax", "input", input)
+    _check_dim("log_softmax", input, dim)
+    shifted = input - input.max(axis=dim, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+def log_softmax_backward(grad_output, output, dim):
+    """Gradient of :func:`log_softmax` from its output ``y``: ``g - exp(y) * sum(g, dim)``."""
+    _check_array("log_softmax_backward", "output", output)
+    _check_grad_output("log_softmax_backward", grad_output, output.shape, output.dtype)
+    _check_dim("log_softmax_backward", output, dim)
+    return grad_output - np.exp(output) * grad_output.sum(axis=dim, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Linear, batch norm, dropout
+# ---------------------------------------------------------------------------------------
+def _linear_setup(fn, input, weight, bias):
+    _check_array(fn, "input", input, range(1, 33), "(*, in_features)")
+    _check_array(fn, "weight", weight, (2,), "(out_features, in_features)")
+    if bias is not None:
+        _check_array(fn, "bias", bias, (1,), "(out_features,)")
+    _check_same_dtype(fn, input=input, weight=weight, bias=bias)
+    if input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"{fn}: input has {input.shape[-1]} features (last axis) but weight expects "
+                         f"{weight.shape[1]}; input {input.shape}, weight {weight.shape}. Hint: flatten "
+                         "the feature maps first, and size in_features to match")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"{fn}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+
+
+def linear(input, weight, bias=None):
+    """Affine map ``y = x @ weight.T + bias``.
+
+    Parameters
+    ----------
+    input : ndarray, shape (*, in_features)
+    weight : ndarray, shape (out_features, in_features)
+    bias : ndarray of shape (out_features,), or None
+
+    Returns
+    -------
+    ndarray, shape (*, out_features)
+
+    Examples
+    --------
+    >>> linear(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]), np.array([0.5]))
+    array([[3.5]])
+    """
+    _linear_setup("linear", input, weight, bias)
+    out = input @ weight.T
+    if bias is not None:
+        out += bias
+    return out
+
+
+def linear_backward(grad_output, input, weight, bias=None):
+    """Gradients of :func:`linear`: ``(grad_input, grad_weight, grad_bias)``.
+
+    ``grad_input = g @ weight``, ``grad_weight = g.T @ x``, ``grad_bias = g.sum(0)``
+    (leading axes flattened first).
+    """
+    fn = "linear_backward"
+    _linear_setup(fn, input, weight, bias)
+    _check_grad_output(fn, grad_output, input.shape[:-1] + weight.shape[:1], input.dtype)
+    g = grad_output.reshape(-1, weight.shape[0])                # (M, out_features)
+    x = input.reshape(-1, weight.shape[1])                      # (M, in_features)
+    grad_bias = None if bias is None else g.sum(axis=0)
+    return grad_output @ weight, g.T @ x, grad_bias
+
+
+def _bn_setup(fn, input, running_mean, running_var, weight, bias, training):
+    """Check batch_norm's arguments; return ``(reduce axes, broadcast shape)``."""
+    _check_array(fn, "input", input, range(2, 33), "(N, C, *)")
+    c = input.shape[1]
+    for name, a in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if a is not None:
+            _check_array(fn, name, a, (1,), "(C,)")
+            if a.shape != (c,):
+                raise ValueError(f"{fn}: {name} must have shape ({c},) for input {input.shape} "
+                                 f"with {c} channels, got {a.shape}")
+    _check_same_dtype(fn, input=input, running_mean=running_mean, running_var=running_var,
+                      weight=weight, bias=bias)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{fn}: evaluation (training=False) needs running_mean and running_var; "
+                         "hint: pass training=True to use the batch statistics")
+    if training and input.size // c <= 1:
+        raise ValueError(f"{fn}: training needs more than 1 value per channel to compute a variance, "
+                         f"got input {input.shape}; hint: use a batch of at least 2")
+    return (0,) + tuple(range(2, input.ndim)), (1, c) + (1,) * (input.ndim - 2)
+
+
+def _bn_stats(input, axes, running_mean, running_var, training):
+    """Mean and variance used to normalise: the batch's (biased) in training, else the running ones."""
+    if training:
+        return input.mean(axis=axes), input.var(axis=axes)
+    return running_mean, running_var
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation: ``(x - mean) / sqrt(var + eps) * weight + bias`` per channel.
+
+    In training, mean and (biased) variance come from the batch, over every axis but 1,
+    and the running statistics are updated **in place**, as torch does:
+    ``running = (1 - momentum) * running + momentum * batch_stat``, with the *unbiased*
+    batch variance for ``running_var``. In evaluation the running statistics are used.
+
+    Parameters
+    ----------
+    input : ndarray, shape (N, C) or (N, C, L) or (N, C, H, W)
+    running_mean, running_var : ndarray of shape (C,) or None
+        Updated in place when ``training``; needed when not.
+    weight, bias : ndarray of shape (C,) or None
+        Scale (gamma) and shift (beta); None means 1 and 0.
+    training : bool, default False
+    momentum : float, default 0.1
+        Weight of the new batch in the running averages.
+    eps : float, default 1e-5
+
+    Returns
+    -------
+    ndarray, shape of ``input``
+
+    Examples
+    --------
+    >>> x = np.array([[1.0], [3.0]])
+    >>> rm, rv = np.zeros(1), np.ones(1)
+    >>> batch_norm(x, rm, rv, training=True, eps=0.0).ravel(), rm, rv
+    (array([-1.,  1.]), array([0.2]), array([1.1]))
+    """
+    axes, shape = _bn_setup("batch_norm", input, running_mean, running_var, weight, bias, training)
+    if training:
+        _check_finite("batch_norm", "input", input)
+    mean, var = _bn_stats(input, axes, running_mean, running_var, training)
+    if training:
+        n = input.size // input.shape[1]
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (n / (n - 1))     # unbiased, as torch
+    out = (input - mean.reshape(shape)) * (1 / np.sqrt(var + eps)).reshape(shape)
+    if weight is not None:
+        out *= weight.reshape(shape)
+    if bias is not None:
+        out += bias.reshape(shape)
+    return out
+
+
+def batch_norm_backward(grad_output, input, running_mean, running_var, weight=None, bias=None,
+                        training=False, eps=1e-5):
+    """Gradients of :func:`batch_norm`: ``(grad_input, grad_weight, grad_bias)``.
+
+    In training the batch statistics depend on every input, which gives
+    ``grad_input = inv_std/M * (M*gx - sum(gx) - xhat*sum(gx*xhat))`` with
+    ``gx = grad_output*weight`` and M values per channel; in evaluation
+    ``grad_input = grad_output * weight * inv_std``. ``grad_weight``/``grad_bias``
+    are None when ``weight``/``bias`` are.
+    """
+    fn = "batch_norm_backward"
+    axes, shape = _bn_setup(fn, input, running_mean, running_var, weight, bias, training)
+    _check_grad_output(fn, grad_output, input.shape, input.dtype)
+    mean, var = _bn_stats(input, axes, running_mean, running_var, training)
+    inv_std = 1 / np.sqrt(var + eps)
+    xhat = (input - mean.reshape(shape)) * inv_std.reshape(shape)
+    gx = grad_output if weight is None else grad_output * weight.reshape(shape)
+    if training:
+        m = input.size // input.shape[1]
+        grad_input = (m * gx - gx.sum(axis=axes).reshape(shape)
+                      - xhat * (gx * xhat).sum(axis=axes).reshape(shape)) * (inv_std / m).reshape(shape)
+    else:
+        grad_input = gx * inv_std.reshape(shape)
+    grad_weight = None if weight is None else (grad_output * xhat).sum(axis=axes)
+    grad_bias = None if bias is None else grad_output.sum(axis=axes)
+    return grad_input, grad_weight, grad_bias
+
+
+def _check_p(fn, p):
+    if not isinstance(p, (int, float, np.floating, np.integer)) or isinstance(p, bool) or not 0 <= p <= 1:
+        raise ValueError(f"{fn}: dropout probability p must be between 0 and 1, got {p!r}")
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, generator=None, return_mask=False):
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (training only).
+
+    Parameters
+    ----------
+    input : ndarray
+    p : float, default 0.5
+        Probability of zeroing an element, in [0, 1].
+    training : bool, default True
+        When False, return ``input`` unchanged.
+    inplace : bool, default False
+        Write the result into ``input``.
+    generator : numpy.random.Generator or None, keyword-only
+        Source of randomness, for reproducible masks; None uses NumPy's global random
+        state (seeded by ``np.random.seed`` and :func:`cnnbook.utils.seed_everything`).
+    return_mask : bool, default False, keyword-only
+        Also return the boolean mask of kept elements, for :func:`dropout_backward`.
+
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray of bool)
+
+    Examples
+    --------
+    >>> out = dropout(np.ones(6), 0.5, generator=np.random.default_rng(0))
+    >>> sorted(set(out.tolist()))
+    [0.0, 2.0]
+    """
+    _check_array("dropout", "input", input)
+    _check_p("dropout", p)
+    if not training or p == 0:
+        return (input, np.ones(input.shape, dtype=bool)) if return_mask else input
+    rng = np.random if generator is None else generator
+    mask = rng.random(input.shape) >= p                         # keep with probability 1 - p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    out = np.multiply(input, mask * input.dtype.type(scale), out=input if inplace else None)
+    return (out, mask) if return_mask else out
+
+
+def dropout_backward(grad_output, mask, p=0.5, training=True):
+    """Gradient of :func:`dropout`: ``grad_output * mask / (1 - p)`` (unchanged when not training)."""
+    _check_array("dropout_backward", "grad_output", grad_output)
+    _check_p("dropout_backward", p)
+    if not training or p == 0:
+        return grad_output
+    if not isinstance(mask, np.ndarray) or mask.shape != grad_output.shape:
+        raise ValueError(f"dropout_backward: mask must be the boolean array returned with return_mask=True, "
+                         f"shape {grad_output.shape}, got {getattr(mask, 'shape', type(mask).__name__)}")
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    return grad_output * (mask * grad_output.dtype.type(scale))
+
+
+# ---------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------
+def _reduce(fn, loss, reduction):
+    if reduction == "mean":
+        return loss.dtype.type(loss.mean())
+    if reduction == "sum":
+        return loss.dtype.type(loss.sum())
+    return loss
+
+
+def _mse_setup(fn, input, target, reduction):
+    _check_array(fn, "input", input)
+    _check_array(fn, "target", target)
+    _check_same_dtype(fn, input=input, target=target)
+    if input.shape != target.shape:
+        raise ValueError(f"{fn}: input and target must have the same shape, got input {input.shape} "
+                         f"and target {target.shape}; hint: broadcasting here is usually a bug")
+    _check_reduction(fn, reduction)
+    _check_finite(fn, "input", input)
+    _check_finite(fn, "target", target)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error ``(input - target)**2``, averaged (``'mean'``), summed or not reduced.
+
+    >>> mse_loss(np.array([1.0, 3.0]), np.array([0.0, 0.0]))
+    np.float64(5.0)
+    """
+    _mse_setup("mse_loss", input, target, reduction)
+    return _reduce("mse_loss", (input - target) ** 2, reduction)
+
+
+def mse_loss_backward(grad_output, input, target, reduction="mean"):
+    """Gradient of :func:`mse_loss` with respect to ``input``: ``2*(input-target)*g``, divided
+    by the number of elements for ``'mean'``."""
+    fn = "mse_loss_backward"
+    _mse_setup(fn, input, target, reduction)
+    grad_output = _loss_grad_output(fn, grad_output, input.shape, reduction, input.dtype)
+    scale = 2.0 / input.size if reduction == "mean" else 2.0
+    return (input - target) * (grad_output * input.dtype.type(scale))
+
+
+def _loss_grad_output(fn, grad_output, none_shape, reduction, dtype):
+    """``grad_output`` of a loss as an array: a scalar for 'mean'/'sum', else the loss's shape."""
+    g = np.asarray(grad_output, dtype=dtype)
+    want = none_shape if reduction == "none" else ()
+    if g.shape != tuple(want):
+        raise ValueError(f"{fn}: grad_output must have the loss's shape {tuple(want)} for "
+                         f"reduction={reduction!r}, got {g.shape}")
+    return g
+
+
+def _class_setup(fn, input, target, weight, ignore_index, reduction):
+    """Check a classification loss; return ``(x (M, C), t (M,), keep (M,), weight (C,))``."""
+    _check_array(fn, "input", input, range(1, 33), "(N, C) or (N, C, d1, ...) or (C,)")
+    if not isinstance(target, np.ndarray) or not np.issubdtype(target.dtype, np.integer):
+        given = target.dtype if isinstance(target, np.ndarray) else type(target).__name__
+        raise TypeError(f"{fn}: target must be an integer array of class indices, got {given}; "
+                        "hint: labels.astype(np.int64) (class-probability targets are not supported)")
+    want = input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
+    if target.shape != want:
+        raise ValueError(f"{fn}: target must have shape {want} (one class index per sample) for input "
+                         f"{input.shape}, got {target.shape}")
+    _check_reduction(fn, reduction)
+    c = input.shape[1] if input.ndim > 1 else input.shape[0]
+    bad = (target != ignore_index) & ((target < 0) | (target >= c))
+    if bad.any():
+        raise ValueError(f"{fn}: target values must be class indices in [0, {c - 1}] (or ignore_index="
+                         f"{ignore_index}), got {target[bad].ravel()[0]} at position "
+                         f"{tuple(int(i) for i in np.argwhere(bad)[0])}; hint: input has {c} classes")
+    _check_finite(fn, "input", input)
+    weight = _class_weight(fn, weight, c, input.dtype)
+    x = np.moveaxis(input, 1, -1).reshape(-1, c) if input.ndim > 1 else input[None]
+    t = target.reshape(-1).astype(np.int64)
+    keep = t != ignore_index
+    return x, np.where(keep, t, 0), keep, weight
+
+
+def _class_weight(fn, weight, c, dtype):
+    if weight is None:
+        return np.ones(c, dtype=dtype)
+    _check_array(fn, "weight", weight, (1,), "(C,)")
+    if weight.shape != (c,):
+        raise ValueError(f"{fn}: weight must have one value per class, shape ({c},), got {weight.shape}")
+    return weight.astype(dtype, copy=False)
+
+
+def _nll_parts(x, t, keep, weight):
+    """Per-sample weights ``w[t]`` (0 where ignored) and the sum they are averaged by."""
+    w_t = weight[t] * keep
+    return w_t, w_t.sum()
+
+
+def _finish(loss, reduction, denominator, shape):
+    if reduction == "none":
+        return loss.reshape(shape)
+    total = loss.sum()
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):   # all ignored: NaN, as torch
+            total = total / denominator
+    return loss.dtype.type(total)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood ``-weight[t] * input[i, t]`` of log-probabilities ``input``.
+
+    ``'mean'`` divides the sum by the total weight of the non-ignored targets, as torch does.
+
+    Shape
+    -----
+    input (N, C) or (N, C, d1, ...); target (N,) or (N, d1, ...) of int class indices.
+
+    >>> nll_loss(np.log(np.array([[0.5, 0.5], [0.25, 0.75]])), np.array([0, 1]))
+    np.float64(0.4904146265058631)
+    """
+    x, t, keep, weight = _class_setup("nll_loss", input, target, weight, ignore_index, reduction)
+    w_t, total_w = _nll_parts(x, t, keep, weight)
+    loss = -w_t * x[np.arange(len(t)), t]
+    return _finish(loss, reduction, total_w, target.shape)
+
+
+def nll_loss_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Gradient of :func:`nll_loss` with respect to ``input``: ``-weight[t]`` at the target
+    class, scaled by ``grad_output`` (and divided by the total weight for ``'mean'``)."""
+    fn = "nll_loss_backward"
+    x, t, keep, weight = _class_setup(fn, input, target, weight, ignore_index, reduction)
+    g = _loss_grad_output(fn, grad_output, target.shape, reduction, input.dtype).reshape(-1)
+    w_t, total_w = _nll_parts(x, t, keep, weight)
+    coef = w_t * (g / total_w if reduction == "mean" else g)
+    grad = np.zeros_like(x)
+    grad[np.arange(len(t)), t] = -coef
+    return _unflatten_classes(grad, input.shape)
+
+
+def _unflatten_classes(grad, shape):
+    """Undo ``_class_setup``'s flattening: (M, C) back to ``shape``."""
+    if len(shape) == 1:
+        return grad[0]
+    moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+    return np.ascontiguousarray(np.moveaxis(grad.reshape(moved), -1, 1))
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits ``input`` against class indices ``target`` (log_softmax + nll).
+
+    With ``label_smoothing = e`` over C classes, the per-sample loss is
+    ``(1 - e) * nll + e/C * sum_c(-weight[c] * log_softmax(x)[c])``; ``'mean'`` divides
+    both parts by the total weight of the non-ignored targets, exactly as torch does.
+
+    Parameters
+    ----------
+    input : ndarray, shape (N, C) or (N, C, d1, ...) or (C,)
+        Unnormalised scores (logits).
+    target : int ndarray, shape (N,) or (N, d1, ...) or ()
+        Class indices in [0, C), or ``ignore_index``.
+    weight : ndarray of shape (C,) or None
+        Class weights.
+    ignore_index : int, default -100
+        Targets equal to it contribute nothing.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+    label_smoothing : float in [0, 1], default 0.0
+
+    Returns
+    -------
+    scalar of the input's dtype, or ndarray of the target's shape for ``'none'``
+
+    Examples
+    --------
+    >>> cross_entropy(np.array([[0.0, 0.0]]), np.array([1]))
+    np.float64(0.6931471805599453)
+    """
+    fn = "cross_entropy"
+    _check_smoothing(fn, label_smoothing)
+    x, t, keep, weight = _class_setup(fn, input, target, weight, ignore_index, reduction)
+    logp = log_softmax(x, dim=1)
+    w_t, total_w = _nll_parts(x, t, keep, weight)
+    loss = -w_t * logp[np.arange(len(t)), t]
+    if label_smoothing > 0:
+        smooth = -(logp * weight).sum(axis=1) * keep
+        loss = (1 - label_smoothing) * loss + (label_smoothing / x.shape[1]) * smooth
+    return _finish(loss, reduction, total_w, target.shape)
+
+
+def _check_smoothing(fn, label_smoothing):
+    if not isinstance(label_smoothing, (int, float, np.floating)) or not 0 <= label_smoothing <= 1:
+        raise ValueError(f"{fn}: label_smoothing must be a float in [0, 1], got {label_smoothing!r}")
+
+
+def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0):
+    """Gradient of :func:`cross_entropy` with respect to the logits ``input``.
+
+    For one sample with target t, ``d loss / d logp_c = -((1-e)*weight[t]*[c == t] + e/C*weight[c])``,
+    and through log_softmax ``grad_logits = a - softmax(x) * sum_c(a_c)``. Without weights
+    and smoothing this is the familiar ``softmax(x) - one_hot(t)`` (divided by N for 'mean').
+    """
+    fn = "cross_entropy_backward"
+    _check_smoothing(fn, label_smoothing)
+    x, t, keep, weight = _class_setup(fn, input, target, weight, ignore_index, reduction)
+    g = _loss_grad_output(fn, grad_output, target.shape, reduction, input.dtype).reshape(-1)
+    w_t, total_w = _nll_parts(x, t, keep, weight)
+    coef = (g / total_w if reduction == "mean" else g) * keep   # d loss / d per-sample loss
+    rows = np.arange(len(t))
+    a = np.zeros_like(x)                                        # d loss / d log_softmax
+    a[rows, t] = -(1 - label_smoothing) * weight[t]
+    if label_smoothing > 0:
+        a -= (label_smoothing / x.shape[1]) * weight
+    a *= coef[:, None]
+    p = softmax(x, dim=1)
+    return _unflatten_classes(a - p * a.sum(axis=1, keepdims=True), input.shape)
