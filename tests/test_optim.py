@@ -1,0 +1,164 @@
+"""cnnbook.optim against torch.optim: trajectories over 25 steps for every option, groups, errors."""
+import doctest
+
+import numpy as np
+import pytest
+import torch
+
+import cnnbook.optim
+from cnnbook import nn, optim
+
+STEPS = 25
+
+
+def gradient(w, k):
+    """A gradient that depends on the weights and the step (a non-quadratic loss), NumPy or torch."""
+    lib = torch if isinstance(w, torch.Tensor) else np
+    return lib.sin(3 * w) + 0.5 * w + 0.1 * (k % 4) - 0.2
+
+
+def trajectories(ours_cls, theirs_cls, kwargs, dtype=np.float64, steps=STEPS):
+    """Run both optimizers on the same starting weights and gradients; yield weights per step."""
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal(5).astype(dtype)]
+    ours = [nn.Parameter(w.copy()) for w in start]
+    theirs = [torch.tensor(w, requires_grad=True) for w in start]
+    opt, topt = ours_cls(ours, **kwargs), theirs_cls(theirs, **kwargs)
+    for k in range(steps):
+        opt.zero_grad(), topt.zero_grad()
+        for p, t in zip(ours, theirs):
+            p.grad = gradient(p.data, k)
+            t.grad = gradient(t.detach(), k)
+        opt.step(), topt.step()
+        yield [p.data for p in ours], [t.detach().numpy() for t in theirs]
+
+
+CASES = [
+    (optim.SGD, torch.optim.SGD, dict(lr=0.1)),
+    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
+    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, dampening=0.5)),
+    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.1)),
+    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
+    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    (optim.Adam, torch.optim.Adam, dict()),
+    (optim.Adam, torch.optim.Adam, dict(lr=0.05, betas=(0.8, 0.9), eps=1e-6)),
+    (optim.Adam, torch.optim.Adam, dict(lr=0.05, weight_decay=0.1)),
+    (optim.Adam, torch.optim.Adam, dict(lr=0.05, amsgrad=True)),
+    (optim.AdamW, torch.optim.AdamW, dict(lr=0.05)),
+    (optim.AdamW, torch.optim.AdamW, dict(lr=0.05, weight_decay=0.5, betas=(0.5, 0.99))),
+    (optim.AdamW, torch.optim.AdamW, dict(lr=0.05, weight_decay=0.1, amsgrad=True, eps=1e-4)),
+    (optim.RMSprop, torch.optim.RMSprop, dict()),
+    (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, alpha=0.9, eps=1e-6)),
+    (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, weight_decay=0.1)),
+    (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, momentum=0.9)),
+    (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, centered=True)),
+    (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.05)),
+]
+
+
+@pytest.mark.parametrize("ours, theirs, kwargs", CASES,
+                         ids=[f"{c[0].__name__}-{'-'.join(f'{k}={v}' for k, v in c[2].items())}" for c in CASES])
+def test_trajectory_matches_torch_float64(ours, theirs, kwargs):
+    for mine, expected in trajectories(ours, theirs, kwargs):
+        for a, b in zip(mine, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    start = np.random.default_rng(0).standard_normal((3, 4))
+    assert np.abs(mine[0] - start).max() > 1e-3                  # the weights did move
+
+
+@pytest.mark.parametrize("ours, theirs, kwargs", [CASES[1], CASES[9], CASES[12], CASES[18]],
+                         ids=["SGD", "Adam", "AdamW", "RMSprop"])
+def test_trajectory_matches_torch_float32(ours, theirs, kwargs):
+    for mine, expected in trajectories(ours, theirs, kwargs, dtype=np.float32):
+        for a, b in zip(mine, expected):
+            assert a.dtype == np.float32
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_param_groups_and_missing_gradients_like_torch():
+    a, b, c = (nn.Parameter(np.ones(3)) for _ in range(3))
+    ta, tb, tc = (torch.ones(3, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    opt = optim.SGD([{"params": [a]}, {"params": [b, c], "lr": 0.5, "momentum": 0.9}], lr=0.1)
+    topt = torch.optim.SGD([{"params": [ta]}, {"params": [tb, tc], "lr": 0.5, "momentum": 0.9}], lr=0.1)
+    assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[0]["momentum"] == 0
+    for _ in range(3):
+        a.grad, b.grad = np.full(3, 2.0), np.full(3, -1.0)   # c has no gradient: left alone
+        ta.grad, tb.grad = torch.full((3,), 2.0, dtype=torch.float64), torch.full((3,), -1.0, dtype=torch.float64)
+        opt.step(), topt.step()
+    for p, t in zip((a, b, c), (ta, tb, tc)):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(c.data, np.ones(3))
+
+
+def test_zero_grad_and_in_place_updates():
+    layer = nn.Linear(2, 2)
+    weight_array = layer.weight.data
+    opt = optim.Adam(layer.parameters(), lr=0.1)
+    layer(np.ones((1, 2), np.float32))
+    layer.backward(np.ones((1, 2), np.float32))
+    opt.step()
+    assert layer.weight.data is weight_array                  # state_dict arrays follow the updates
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(layer.weight.grad, 0)
+    opt.zero_grad()
+    assert layer.weight.grad is None
+
+
+def test_training_steps_match_torch_end_to_end():
+    """Forward, backward and SGD with momentum on a small CNN: weights equal torch's after 5 steps."""
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                 torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 5)).double()
+    ours = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(4 * 4 * 4, 5)).double()
+    ours.load_state_dict(theirs.state_dict())
+    opt = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    loss_fn, tloss_fn = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x, y = rng.random((8, 1, 8, 8)), rng.integers(0, 5, 8)
+        opt.zero_grad(), topt.zero_grad()
+        loss = loss_fn(ours(x), y)
+        ours.backward(loss_fn.backward())
+        opt.step()
+        tloss = tloss_fn(theirs(torch.tensor(x)), torch.tensor(y))
+        tloss.backward()
+        topt.step()
+        assert loss == pytest.approx(tloss.item(), rel=1e-10)
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=1e-9, atol=1e-12)
+
+
+ERRORS = [
+    ("lr", lambda p: optim.SGD(p, lr=-1), ValueError, r"SGD: lr must be a number >= 0.0, got -1"),
+    ("nesterov", lambda p: optim.SGD(p, lr=0.1, nesterov=True), ValueError,
+     r"SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum=0"),
+    ("betas", lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, r"Adam: betas\[1\] must be a number >= 0.0 and < 1.0, got 1.0"),
+    ("betas pair", lambda p: optim.AdamW(p, betas=0.9), ValueError, r"AdamW: betas must be a pair of floats"),
+    ("eps", lambda p: optim.RMSprop(p, eps=-1e-8), ValueError, r"RMSprop: eps must be a number >= 0.0"),
+    ("arrays", lambda p: optim.SGD([np.zeros(3)], lr=0.1), TypeError,
+     r"SGD: params must be cnnbook.nn.Parameter objects \(e.g. model.parameters\(\)\), got ndarray"),
+    ("single", lambda p: optim.SGD(p[0], lr=0.1), TypeError, r"SGD: params must be an iterable of Parameters"),
+    ("empty", lambda p: optim.Adam([]), ValueError, r"Adam: got an empty parameter list"),
+]
+
+
+@pytest.mark.parametrize("name, call, error, match", ERRORS, ids=[e[0] for e in ERRORS])
+def test_optimizer_errors(name, call, error, match):
+    with pytest.raises(error, match=match):
+        call([nn.Parameter(np.zeros(3))])
+
+
+def test_nan_gradient_is_refused():
+    p = nn.Parameter(np.zeros(3))
+    opt = optim.SGD([p], lr=0.1)
+    p.grad = np.array([0.0, np.nan, 1.0])
+    with pytest.raises(ValueError, match=r"SGD.step: the gradient of parameter 0 of group 0 \(shape \(3,\)\) contains 1 NaN"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, 0)
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(cnnbook.optim)
+    assert result.attempted > 3 and result.failed == 0
