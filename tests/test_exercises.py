@@ -478,3 +478,66 @@ def test_cnnbook_functional_passes_the_checkers():
     assert_passes(ex.check_cross_entropy(lambda z, y: cf.cross_entropy(z, y)))
     assert_passes(ex.check_batch_norm(lambda x, g, b, eps=1e-5: cf.batch_norm(
         x, np.zeros(x.shape[1]), np.ones(x.shape[1]), g, b, training=True, eps=eps)))
+
+
+# --------------------------------------------------------------------------- analysis (chapter 5)
+
+def f1(p, r):
+    with np.errstate(all="ignore"):
+        return np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+
+
+def test_f1():
+    assert_passes(ex.check_f1(f1))
+    assert_fails_with(ex.check_f1(lambda p, r: (p + r) / 2), "that is the arithmetic mean")
+    assert_fails_with(ex.check_f1(lambda p, r: 2 * p * r / (p + r)),
+                      "returned NaN where precision and recall are both 0: define F1 as 0 there")
+    assert_fails_with(ex.check_f1(lambda p, r: np.sqrt(p * r)), "that is the geometric mean")
+
+
+def most_confused(cm, k):
+    pairs = [(i, j, int(cm[i, j])) for i in range(len(cm)) for j in range(len(cm)) if i != j and cm[i, j]]
+    return sorted(pairs, key=lambda t: (-t[2], t[0], t[1]))[:k]
+
+
+def test_most_confused():
+    assert_passes(ex.check_most_confused(most_confused))
+    assert_fails_with(ex.check_most_confused(lambda cm, k: [(j, i, n) for i, j, n in most_confused(cm, k)]),
+                      "case cm=[[50, 3, 9], [1, 40, 0], [12, 3, 30]], k=2: returned [(0, 2, 12), (2, 0, 9)], "
+                      "expected [(2, 0, 12), (0, 2, 9)]: the row is the true class")
+    with_diagonal = lambda cm, k: sorted([(i, j, int(cm[i, j])) for i in range(len(cm)) for j in range(len(cm))],  # noqa: E731
+                                         key=lambda t: -t[2])[:k]
+    assert_fails_with(ex.check_most_confused(with_diagonal), "leave out the diagonal (correct predictions, e.g. (0, 0, 50))")
+    assert_fails_with(ex.check_most_confused(lambda cm, k: most_confused(cm, k)[::-1]), "sort the largest count first")
+    assert_fails_with(ex.check_most_confused(lambda cm, k: 7), "expected a list of (true, predicted, count) tuples")
+
+
+def saliency(model, image, target):
+    x = image[None].clone().requires_grad_(True)
+    model.eval()
+    model(x)[0, target].backward()
+    return x.grad[0].abs().amax(dim=0)
+
+
+def test_saliency():
+    assert_passes(ex.check_saliency(saliency))
+
+    def signed(model, image, target):
+        x = image[None].clone().requires_grad_(True)
+        model(x)[0, target].backward()
+        return x.grad[0].amax(dim=0)
+
+    def of_loss(model, image, target):
+        x = image[None].clone().requires_grad_(True)
+        F.cross_entropy(model(x), torch.tensor([target])).backward()
+        return x.grad[0].abs().amax(dim=0)
+
+    def stepping(model, image, target):
+        torch.optim.SGD(model.parameters(), lr=0.1).zero_grad()
+        result = saliency(model, image, target)
+        torch.optim.SGD(model.parameters(), lr=0.1).step()
+        return result
+    assert_fails_with(ex.check_saliency(signed), "take the absolute value of the gradient")
+    assert_fails_with(ex.check_saliency(of_loss), "use the class score (the logit of target), not the loss")
+    assert_fails_with(ex.check_saliency(stepping), "the model's weights changed")
+    assert_fails_with(ex.check_saliency(lambda m, x, t: x[0]), "saliency differs from the expected")
