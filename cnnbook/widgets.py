@@ -112,7 +112,9 @@ class Explorer(widgets.VBox):
         if self.live_controls:
             note = widgets.HTML("<small><i>Live only (these need a running kernel: Jupyter or "
                                 "Colab; in the HTML book only the controls above respond):</i></small>")
-            parts.append(widgets.VBox([note, self.live_layout()]))
+            live_box = widgets.VBox([note, self.live_layout()])
+            live_box.add_class("cnnbook-live-only")       # checkers skip these in the static HTML
+            parts.append(live_box)
         if self.help:
             parts.append(widgets.HTML(f"<small>{self.help}</small>"))
         super().__init__(parts)
@@ -127,15 +129,29 @@ class Explorer(widgets.VBox):
         if level == len(self.controls):
             self.frames[prefix] = self.compute(self.values(prefix))
             image = widgets.Image(value=self.draw(self.frames[prefix]), format="png")
+            if "tooltip" in image.trait_names():          # ipywidgets 8: the image's title (alt-like text)
+                image.tooltip = self.describe(prefix)
             self.images[prefix] = image
             return image
         control = self.controls[level]
         children = [self._build(prefix + (i,)) for i in range(len(self.options[level]))]
-        titles = [str(v) for v in self.options[level]]
-        box = _selection_box(children, titles, _index_of(control))
+        box = _selection_box(children, self.labels(level), _index_of(control))
         self.boxes[prefix] = box
         self.links.append(widgets.jslink((control, _index_trait(control)), (box, "selected_index")))
         return box
+
+    def describe(self, key):
+        """A one-line description of the picture at ``key`` (its tooltip, and a text alternative)."""
+        settings = ", ".join(f"{c.description or 'option'} {self.labels(level)[i]}"
+                             for level, (c, i) in enumerate(zip(self.controls, key)))
+        return f"{self.title.split(':')[0]}: {settings}"
+
+    def labels(self, level):
+        """How the control at ``level`` names its options (its labels; a slider's numbers)."""
+        control = self.controls[level]
+        if isinstance(control, widgets.IntSlider):
+            return [str(v) for v in self.options[level]]
+        return [str(label) for label in control.options]
 
     def values(self, key=None):
         """The option values behind ``key`` (default: the current setting of the controls)."""
@@ -181,6 +197,43 @@ class Explorer(widgets.VBox):
     def draw(self, frame) -> bytes:
         raise NotImplementedError
 
+    def figure(self, keys, ncols=2, title=None):
+        """A static matplotlib figure of some precomputed pictures, for print, GitHub and nbviewer.
+
+        Parameters
+        ----------
+        keys : list of tuple
+            Keys of :attr:`frames` to show, e.g. ``[(0, 0), (0, 3)]``.
+        ncols : int, default 2
+        title : str, optional
+            The figure's title (default: the widget's title).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        import matplotlib.pyplot as plt
+        from PIL import Image
+
+        missing = [k for k in keys if k not in self.images]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.figure: no precomputed picture for keys {missing}; "
+                             f"keys look like {next(iter(self.images))}")
+        pictures = [np.asarray(Image.open(io.BytesIO(self.images[k].value)).convert("RGB")) for k in keys]
+        nrows = -(-len(keys) // ncols)
+        width = max(p.shape[1] for p in pictures) / 72 * ncols
+        height = max(p.shape[0] for p in pictures) / 72 * nrows + 0.6
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, key, picture in zip(axes.flat, keys, pictures):
+            ax.imshow(picture)
+            ax.set_title(", ".join(f"{c.description or 'option'}: {self.labels(level)[i]}"
+                                   for level, (c, i) in enumerate(zip(self.controls, key))), fontsize=9)
+        fig.suptitle(title or self.title.split(":")[0])
+        fig.tight_layout()
+        return fig
+
     def nbytes(self) -> int:
         """Total size of the precomputed PNGs (what the HTML page carries)."""
         return sum(len(image.value) for image in self.images.values())
@@ -195,6 +248,10 @@ def _font(size=12):
     from PIL import ImageFont
 
     return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+
+
+def _text_width(text, size=12) -> int:
+    return int(_font(size).getlength(text)) + 2
 
 
 def _colorize(array, cmap="gray", vmin=None, vmax=None) -> np.ndarray:
@@ -220,10 +277,11 @@ def _panel(array, title="", *, cmap="gray", vmin=None, vmax=None, size=PANEL):
     from PIL import Image, ImageDraw
 
     rgb = _colorize(array, cmap, vmin, vmax)
-    scale = max(1, size // max(rgb.shape[:2]))
+    scale = max(1, round(size / max(rgb.shape[:2])))
     pixels = Image.fromarray(np.repeat(np.repeat(rgb, scale, 0), scale, 1))
-    out = Image.new("RGB", (max(pixels.width, 10), pixels.height + 18), "white")
-    out.paste(pixels, (0, 18))
+    out = Image.new("RGB", (max(pixels.width + 2, _text_width(title)), pixels.height + 20), "white")
+    out.paste(pixels, (1, 19))
+    ImageDraw.Draw(out).rectangle((0, 18, pixels.width + 1, pixels.height + 19), outline="#999999")  # a thin frame
     ImageDraw.Draw(out).text((0, 2), title, fill="black", font=_font(12))
     return out
 
@@ -236,7 +294,7 @@ def _number_grid(values, title="", *, cell=30, cmap="RdBu_r", fmt="{:g}", highli
     lo, hi = _signed_limits(values)
     rgb = _colorize(values, cmap, lo, hi)
     rows, cols = values.shape
-    out = Image.new("RGB", (max(cols * cell + 1, 60), rows * cell + 19), "white")
+    out = Image.new("RGB", (max(cols * cell + 1, _text_width(title)), rows * cell + 19), "white")
     draw = ImageDraw.Draw(out)
     draw.text((0, 2), title, fill="black", font=_font(12))
     for r, c in itertools.product(range(rows), range(cols)):
@@ -255,7 +313,7 @@ def _row(panels, gap=14, footer=""):
 
     lines = [footer] if isinstance(footer, str) and footer else list(footer or [])
     width = max([sum(p.width for p in panels) + gap * (len(panels) - 1)]
-                + [int(_font(12).getlength(line)) + 2 for line in lines])
+                + [_text_width(line) for line in lines])
     top = max(p.height for p in panels) + 4
     out = Image.new("RGB", (width, top + 17 * len(lines)), "white")
     x = 0
@@ -581,9 +639,10 @@ def _draw_conv(frame: ConvFrame, cell=22):
     padded = np.zeros((size, size))
     padded[p:p + s.input_size, p:p + s.input_size] = frame.input
     i, j = divmod(frame.step, n)
-    inp = Image.new("RGB", (size * cell + 1, size * cell + 19), "white")
+    title = f"input {s.input_size}×{s.input_size}, padding {p}"
+    inp = Image.new("RGB", (max(size * cell + 1, _text_width(title)), size * cell + 19), "white")
     d = ImageDraw.Draw(inp)
-    d.text((0, 2), f"input {s.input_size}×{s.input_size}, padding {p}", fill="black", font=_font(12))
+    d.text((0, 2), title, fill="black", font=_font(12))
     taps = set(frame.window)
     for r, c in itertools.product(range(size), range(size)):
         inside = p <= r < p + s.input_size and p <= c < p + s.input_size
@@ -606,9 +665,10 @@ def _output_grid(done, current, cell):
     from PIL import Image, ImageDraw
 
     n = done.shape[0]
-    out = Image.new("RGB", (max(n * cell + 1, 80), n * cell + 19), "white")
+    title = f"output {n}×{n}"
+    out = Image.new("RGB", (max(n * cell + 1, _text_width(title)), n * cell + 19), "white")
     d = ImageDraw.Draw(out)
-    d.text((0, 2), f"output {n}×{n}", fill="black", font=_font(12))
+    d.text((0, 2), title, fill="black", font=_font(12))
     for r, c in itertools.product(range(n), range(n)):
         box = (c * cell, 19 + r * cell, (c + 1) * cell, 19 + (r + 1) * cell)
         d.rectangle(box, fill="#f6b26b" if (r, c) == current else "white", outline="black",

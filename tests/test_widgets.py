@@ -54,6 +54,11 @@ def check_pictures(explorer):
         assert image.format == "png"
         assert image.value == explorer.draw(explorer.frames[key])
         assert decode(image.value).ndim == 3
+        assert image.tooltip == explorer.describe(key) and explorer.labels(len(key) - 1)[key[-1]] in image.tooltip
+    live = [box for box in explorer.children if "cnnbook-live-only" in box._dom_classes]
+    assert len(live) == (1 if explorer.live_controls else 0)
+    if live:
+        assert live[0].children[0].value.startswith("<small><i>Live only")
 
 
 # ---------------------------------------------------------------------------------------
