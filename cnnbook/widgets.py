@@ -35,6 +35,7 @@ from functools import lru_cache
 
 import ipywidgets as widgets
 import numpy as np
+import traitlets
 
 __all__ = ["Explorer", "kernel_explorer", "conv_arithmetic", "pooling_explorer",
            "activation_explorer", "optimizer_race", "feature_map_browser",
@@ -61,6 +62,23 @@ def _selection_box(children, titles, index=0):
             box.set_title(i, str(title))
     box.selected_index = index
     return box
+
+
+def _picture(png: bytes, text: str):
+    """A PNG ``Image`` widget whose tooltip (its HTML ``title``) describes it, where possible.
+
+    ipywidgets 8's views set ``title`` from ``tooltip`` only when the model's ``description`` is
+    empty, and an ``Image`` has no ``description``: the view then fails with a TypeError. An
+    empty synced ``description`` makes the tooltip work. ipywidgets 7 has no ``tooltip``.
+    """
+    if "tooltip" not in widgets.Image.class_trait_names():
+        return widgets.Image(value=png, format="png")
+    return _DescribedImage(value=png, format="png", tooltip=text)
+
+
+class _DescribedImage(widgets.Image):
+    """An ``Image`` with the empty ``description`` its view's tooltip code expects."""
+    description = traitlets.Unicode("").tag(sync=True)
 
 
 def _index_trait(control) -> str:
@@ -128,9 +146,7 @@ class Explorer(widgets.VBox):
         level = len(prefix)
         if level == len(self.controls):
             self.frames[prefix] = self.compute(self.values(prefix))
-            image = widgets.Image(value=self.draw(self.frames[prefix]), format="png")
-            if "tooltip" in image.trait_names():          # ipywidgets 8: the image's title (alt-like text)
-                image.tooltip = self.describe(prefix)
+            image = _picture(self.draw(self.frames[prefix]), self.describe(prefix))
             self.images[prefix] = image
             return image
         control = self.controls[level]
