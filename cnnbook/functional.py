@@ -26,7 +26,6 @@ array([[[[ 5.,  7.],
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_loop", "conv2d_backward_loop",
@@ -166,14 +165,6 @@ def _tap(kh, kw, stride, dilation, out_hw):
             slice(kw * dw, kw * dw + sw * (wo - 1) + 1, sw))
 
 
-def _windows(xp, kernel, stride, dilation, out_hw):
-    """Strided view (no copy) of every window of ``xp``: shape (N, C, H_out, W_out, KH, KW)."""
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
-    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    view = sliding_window_view(xp, span, axis=(2, 3))  # (N, C, Hp-span+1, Wp-span+1, spanH, spanW)
-    return view[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo]
-
-
 # ---------------------------------------------------------------------------------------
 # Convolution
 # ---------------------------------------------------------------------------------------
@@ -276,52 +267,72 @@ def conv2d_backward_loop(grad_output, input, weight, bias=None, stride=1, paddin
     return np.ascontiguousarray(grad_input), grad_w, grad_bias
 
 
-def _im2col(xp, kernel, stride, dilation, out_hw):
-    """Copy every receptive field of ``xp`` into a column: (C*KH*KW, N*H_out*W_out)."""
-    n, c = xp.shape[:2]
-    windows = _windows(xp, kernel, stride, dilation, out_hw)   # (N, C, H_out, W_out, KH, KW)
-    columns = windows.transpose(1, 4, 5, 0, 2, 3)              # (C, KH, KW, N, H_out, W_out)
-    return columns.reshape(c * kernel[0] * kernel[1], n * out_hw[0] * out_hw[1])  # copies
+def _batch_last(x, pads):
+    """Copy of NCHW ``x``, zero-padded by ``pads``, with the batch axis last: (C, Hp, Wp, N).
+
+    With N last, the window copies below move runs of W_out*N (at least N) contiguous
+    numbers instead of single pixels: in NumPy, memory traffic is what a convolution costs.
+    """
+    top, bottom, left, right = pads
+    n, c, h, w = x.shape
+    xp = np.zeros((c, h + top + bottom, w + left + right, n), dtype=x.dtype)
+    xp[:, top:top + h, left:left + w] = x.transpose(1, 2, 3, 0)
+    return xp
+
+
+def _im2col(input, kernel, stride, dilation, pads, out_hw):
+    """Copy every receptive field into a column: (C*KH*KW, H_out*W_out*N), batch axis last."""
+    xp = _batch_last(input, pads)                              # (C, Hp, Wp, N)
+    c, n = xp.shape[0], xp.shape[3]
+    cols = np.empty((c, *kernel, *out_hw, n), dtype=input.dtype)  # (C, KH, KW, H_out, W_out, N)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            _, rows, columns = _tap(i, j, stride, dilation, out_hw)
+            cols[:, i, j] = xp[:, rows, columns]
+    return cols.reshape(c * kernel[0] * kernel[1], -1)
 
 
 def _conv2d_forward(input, weight, bias, stride, pads, dilation, groups, out_hw):
     """Vectorized conv2d on checked arguments; returns ``(output, columns)``."""
-    n, c_out = input.shape[0], weight.shape[0]
-    cols = _im2col(_pad(input, pads), weight.shape[2:], stride, dilation, out_hw)
-    cols = cols.reshape(groups, -1, cols.shape[1])              # (G, C_in/G*KH*KW, N*H_out*W_out)
+    c_out = weight.shape[0]
+    cols = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw)
+    cols = cols.reshape(groups, -1, cols.shape[1])              # (G, C_in/G*KH*KW, H_out*W_out*N)
     w = weight.reshape(groups, c_out // groups, -1)             # (G, C_out/G, C_in/G*KH*KW)
-    out = np.matmul(w, cols).reshape(c_out, n, *out_hw)         # (C_out, N, H_out, W_out)
+    out = np.matmul(w, cols).reshape(c_out, -1)                 # one BLAS product per group
     if bias is not None:
-        out += bias[:, None, None, None]
-    return np.ascontiguousarray(out.transpose(1, 0, 2, 3)), cols
+        out += bias[:, None]
+    out = out.reshape(c_out, *out_hw, input.shape[0])           # (C_out, H_out, W_out, N)
+    return np.ascontiguousarray(out.transpose(3, 0, 1, 2)), cols
 
 
-def _conv2d_backward(grad_output, cols, weight, input_shape, stride, pads, dilation, groups):
-    """Gradients of conv2d from the saved columns; returns ``(grad_input, grad_weight)``."""
+def _conv2d_backward(grad_output, cols, weight, input_shape, stride, pads, dilation, groups, input_grad=True):
+    """Gradients of conv2d from the saved columns; returns ``(grad_input or None, grad_weight)``."""
     n, c_in, h, w = input_shape
     c_out, _, kh, kw = weight.shape
     out_hw = grad_output.shape[2:]
-    g = grad_output.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)  # (G, C_out/G, N*L)
+    g = grad_output.transpose(1, 2, 3, 0).reshape(groups, c_out // groups, -1)  # (G, C_out/G, H_out*W_out*N)
     grad_w = np.matmul(g, cols.transpose(0, 2, 1)).reshape(weight.shape)
+    if not input_grad:
+        return None, grad_w
     w_g = weight.reshape(groups, c_out // groups, -1)
-    grad_cols = np.matmul(w_g.transpose(0, 2, 1), g)            # (G, C_in/G*KH*KW, N*L)
-    grad_cols = grad_cols.reshape(c_in, kh, kw, n, *out_hw)
+    grad_cols = np.matmul(w_g.transpose(0, 2, 1), g)            # (G, C_in/G*KH*KW, H_out*W_out*N)
+    grad_cols = grad_cols.reshape(c_in, kh, kw, *out_hw, n)
     top, bottom, left, right = pads
-    grad_xp = np.zeros((n, c_in, h + top + bottom, w + left + right), dtype=grad_output.dtype)
-    grad_xp_t = grad_xp.transpose(1, 0, 2, 3)                   # (C_in, N, Hp, Wp) view
+    grad_xp = np.zeros((c_in, h + top + bottom, w + left + right, n), dtype=grad_output.dtype)
     for i in range(kh):                                         # col2im: one strided add per tap
         for j in range(kw):
-            grad_xp_t[_tap(i, j, stride, dilation, out_hw)] += grad_cols[:, i, j]
-    if any(pads):
-        grad_xp = np.ascontiguousarray(grad_xp[:, :, top:top + h, left:left + w])
-    return grad_xp, grad_w
+            _, rows, columns = _tap(i, j, stride, dilation, out_hw)
+            grad_xp[:, rows, columns] += grad_cols[:, i, j]
+    grad_input = grad_xp[:, top:top + h, left:left + w].transpose(3, 0, 1, 2)   # back to (N, C, H, W)
+    return np.ascontiguousarray(grad_input), grad_w
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in every deep-learning library) over NCHW input.
 
-    Vectorized: the receptive fields are copied into columns (im2col, from a strided view)
-    and multiplied by the filters in one BLAS matrix product.
+    Vectorized: the receptive fields are copied into the columns of one matrix (im2col:
+    one strided slice per kernel tap, batch axis last so every copy moves long contiguous
+    runs), which one BLAS matrix product multiplies by the filters.
 
     Parameters
     ----------
@@ -398,7 +409,7 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     fn = "conv2d_backward"
     stride, pads, dilation, groups, out_hw = _conv_setup(fn, input, weight, bias, stride, padding, dilation, groups)
     _check_grad_output(fn, grad_output, (input.shape[0], weight.shape[0], *out_hw), input.dtype)
-    cols = _im2col(_pad(input, pads), weight.shape[2:], stride, dilation, out_hw)
+    cols = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw)
     cols = cols.reshape(groups, -1, cols.shape[1])
     grad_input, grad_weight = _conv2d_backward(grad_output, cols, weight, input.shape,
                                                stride, pads, dilation, groups)

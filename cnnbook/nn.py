@@ -334,12 +334,13 @@ class Conv2d(Module):
         _save(self, "_saved", (input.shape, cols, geometry))
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_grad=True):
+        """Fill the parameters' ``.grad``; return the input's gradient (None if not ``input_grad``)."""
         input_shape, cols, (stride, pads, dilation, groups, out_hw) = _saved(self, "_saved")
         F._check_grad_output("Conv2d.backward", grad_output, (input_shape[0], self.out_channels, *out_hw),
                              self.weight.dtype)
         grad_input, grad_weight = F._conv2d_backward(grad_output, cols, self.weight.data, input_shape,
-                                                     stride, pads, dilation, groups)
+                                                     stride, pads, dilation, groups, input_grad)
         _accumulate(self.weight, grad_weight)
         if self.bias is not None:
             _accumulate(self.bias, grad_output.sum(axis=(0, 2, 3)))
@@ -383,14 +384,15 @@ class Linear(Module):
         _save(self, "_saved", input)
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_grad=True):
+        """Fill the parameters' ``.grad``; return the input's gradient (None if not ``input_grad``)."""
         input = _saved(self, "_saved")
         bias = None if self.bias is None else self.bias.data
         grad_input, grad_weight, grad_bias = F.linear_backward(grad_output, input, self.weight.data, bias)
         _accumulate(self.weight, grad_weight)
         if self.bias is not None:
             _accumulate(self.bias, grad_bias)
-        return grad_input
+        return grad_input if input_grad else None
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -682,10 +684,22 @@ class Sequential(Module):
             input = module(input)
         return input
 
-    def backward(self, grad_output):
-        for module in reversed(list(self)):
+    def backward(self, grad_output, input_grad=True):
+        """Backward through every module in reverse; return the input's gradient.
+
+        ``input_grad=False`` (the input is data, not something to learn) lets a first
+        Conv2d/Linear/Sequential skip computing it, as torch skips inputs that do not
+        require grad; None is returned then.
+        """
+        modules = list(self)
+        for module in reversed(modules[1:]):
             grad_output = module.backward(grad_output)
-        return grad_output
+        if input_grad:
+            return modules[0].backward(grad_output)
+        if isinstance(modules[0], (Conv2d, Linear, Sequential)):
+            return modules[0].backward(grad_output, input_grad=False)
+        modules[0].backward(grad_output)
+        return None
 
 
 # ---------------------------------------------------------------------------------------

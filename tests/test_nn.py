@@ -220,6 +220,20 @@ def test_repr_matches_torch():
     assert repr(nn.Conv2d(3, 8, 3, padding="same", bias=False)) == repr(torch.nn.Conv2d(3, 8, 3, padding="same", bias=False))
 
 
+def test_sequential_backward_can_skip_the_input_gradient():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, dtype=np.float64), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2, dtype=np.float64))
+    x, g = np.random.default_rng(0).standard_normal((2, 1, 5, 5)), np.ones((2, 2))
+    model(x)
+    full = model.backward(g)
+    grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    model(x)
+    assert full.shape == x.shape and model.backward(g, input_grad=False) is None
+    for p, expected in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, expected)
+    assert nn.Sequential(nn.ReLU(), nn.Linear(2, 1))(np.ones((1, 2), np.float32)).shape == (1, 1)
+
+
 def test_sequential_container():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
     model.append(nn.Linear(3, 2))
@@ -293,3 +307,21 @@ def test_module_errors(name, call, error, match):
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 5 and result.failed == 0
+
+
+def test_scratch_lenet_trains_on_real_data_and_matches_torch():
+    from cnnbook import scratch
+
+    (x_train, y_train), (x_test, y_test) = scratch.load_fashion_mnist()
+    assert x_train.shape == (60000, 1, 28, 28) and x_train.dtype == np.float32 and y_test.shape == (10000,)
+    assert 0.0 <= x_train.min() and x_train.max() <= 1.0 and set(np.unique(y_train)) == set(range(10))
+    model = scratch.lenet(generator=np.random.default_rng(0))
+    assert list(model.state_dict()) == list(scratch.lenet_torch().state_dict())
+    history = scratch.train_scratch(model, x_train, y_train, epochs=2, batch_size=64, subset=1024,
+                                    test=(x_test[:500], y_test[:500]), progress=False)
+    assert len(history["loss"]) == 2 * 16 and history["n_train"] == 1024
+    assert np.mean(history["loss"][-8:]) < np.mean(history["loss"][:8])   # it learns
+    assert history["lr"][0] == 3e-3 and history["lr"][-1] < 3e-4            # linear decay
+    assert history["test_accuracy"][-1] > 0.4                              # 10 classes: chance is 0.1
+    check = scratch.compare_with_torch(model, scratch.lenet_torch(), x_test[:300])
+    assert check["same_predictions"] and check["max_logit_difference"] < 1e-9

@@ -1,0 +1,237 @@
+"""Chapter 2's centrepiece: a LeNet-style CNN built from ``cnnbook.nn``, trained with
+``cnnbook.optim`` on the real Fashion-MNIST, NumPy only, then checked against PyTorch.
+
+The whole workflow in a few lines::
+
+    import numpy as np
+    from cnnbook import scratch
+    (x_train, y_train), (x_test, y_test) = scratch.load_fashion_mnist()
+    model = scratch.lenet(generator=np.random.default_rng(0))
+    history = scratch.train_scratch(model, x_train, y_train, epochs=1, test=(x_test, y_test))
+    history["test_accuracy"][-1], history["seconds"]
+    scratch.compare_with_torch(model, scratch.lenet_torch(), x_test)   # same predictions?
+
+Only :func:`lenet_torch`, :func:`torch_state_dict` and :func:`compare_with_torch` import
+torch (inside the function); loading the data and training never do.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import nn, optim
+
+__all__ = ["load_fashion_mnist", "lenet", "lenet_torch", "train_scratch", "predict", "accuracy",
+           "torch_state_dict", "compare_with_torch"]
+
+
+def _read_idx(path: Path, header: int) -> np.ndarray:
+    """The uint8 payload of an IDX file (16-byte header for images, 8 for labels)."""
+    return np.frombuffer(path.read_bytes(), dtype=np.uint8, offset=header)
+
+
+def load_fashion_mnist(root=None):
+    """Fashion-MNIST as NumPy arrays, read straight from the verified IDX files.
+
+    Returns
+    -------
+    ((x_train, y_train), (x_test, y_test))
+        Images float32 in [0, 1], shape (N, 1, 28, 28); labels int64, shape (N,);
+        N = 60,000 and 10,000.
+    """
+    from .data import ensure_fashion_mnist
+
+    raw = Path(ensure_fashion_mnist(root)) / "FashionMNIST" / "raw"
+    splits = []
+    for prefix in ("train", "t10k"):
+        images = _read_idx(raw / f"{prefix}-images-idx3-ubyte", 16).reshape(-1, 1, 28, 28)
+        labels = _read_idx(raw / f"{prefix}-labels-idx1-ubyte", 8).astype(np.int64)
+        splits.append((images.astype(np.float32) / 255, labels))
+    return tuple(splits)
+
+
+def _lenet_layers(m, num_classes, batch_norm, kw=None, norm_kw=None):
+    """LeNet-5's layout for 28x28 inputs, with ReLU, max pooling and (optionally) batch norm."""
+    kw, norm_kw = kw or {}, norm_kw or {}
+    norm = (lambda c: [m.BatchNorm2d(c, **norm_kw)]) if batch_norm else (lambda c: [])
+    return [m.Conv2d(1, 6, 5, padding=2, **kw), *norm(6), m.ReLU(), m.MaxPool2d(2),   # (N, 6, 14, 14)
+            m.Conv2d(6, 16, 5, **kw), *norm(16), m.ReLU(), m.MaxPool2d(2),            # (N, 16, 5, 5)
+            m.Flatten(), m.Linear(16 * 5 * 5, 120, **kw), m.ReLU(),
+            m.Linear(120, 84, **kw), m.ReLU(), m.Linear(84, num_classes, **kw)]
+
+
+def lenet(num_classes=10, batch_norm=True, generator=None, dtype=np.float32):
+    """A LeNet-style CNN as a :class:`cnnbook.nn.Sequential` (about 62,000 parameters).
+
+    conv 5x5 (6, padding 2) -> [batch norm] -> ReLU -> max pool 2 -> conv 5x5 (16) ->
+    [batch norm] -> ReLU -> max pool 2 -> flatten -> 120 -> ReLU -> 84 -> ReLU -> ``num_classes``.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+    batch_norm : bool, default True
+        Insert BatchNorm2d after each convolution (faster, steadier training).
+    generator : numpy.random.Generator or None
+        Source of the initial weights (None: NumPy's global random state).
+    dtype : default float32
+
+    Shape
+    -----
+    input (N, 1, 28, 28) -> logits (N, num_classes).
+    """
+    layers = _lenet_layers(nn, num_classes, batch_norm, dict(generator=generator, dtype=dtype), dict(dtype=dtype))
+    return nn.Sequential(*layers)
+
+
+def lenet_torch(num_classes=10, batch_norm=True):
+    """The same network in PyTorch (same layers, same state_dict keys)."""
+    import torch
+
+    return torch.nn.Sequential(*_lenet_layers(torch.nn, num_classes, batch_norm))
+
+
+@contextlib.contextmanager
+def _blas_threads(threads):
+    """Limit the BLAS threads NumPy uses inside the block (needs threadpoolctl; else no-op)."""
+    if threads is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
+
+
+def _batches(n, batch_size, rng):
+    order = rng.permutation(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def predict(model, images, batch_size=1000):
+    """Logits of ``model`` in evaluation mode, batch by batch, saving nothing for backward."""
+    was_training = model.training
+    model.eval()
+    with nn.no_grad():
+        logits = np.concatenate([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    model.train(was_training)
+    return logits
+
+
+def accuracy(model, images, labels, batch_size=1000):
+    """Fraction of ``images`` whose highest logit is the true label."""
+    return float((predict(model, images, batch_size).argmax(axis=1) == labels).mean())
+
+
+def train_scratch(model, images, labels, *, epochs=1, batch_size=128, lr=3e-3, subset=None, test=None,
+                  optimizer=None, lr_decay=True, generator=None, progress=True, blas_threads=1):
+    """Train ``model`` with mini-batches, cross-entropy and Adam: forward, backward, step.
+
+    Parameters
+    ----------
+    model : cnnbook.nn.Module
+        Maps (N, 1, 28, 28) images to logits.
+    images, labels : ndarray
+        Training data: float32 (N, 1, 28, 28) and int64 (N,).
+    epochs : int, default 1
+    batch_size : int, default 128
+    lr : float, default 3e-3
+        Adam's learning rate (ignored when ``optimizer`` is given).
+    subset : int or None
+        Train on this many training images, drawn once at random (None: all).
+    test : (images, labels) or None
+        Evaluated after every epoch (not counted in ``seconds``).
+    optimizer : cnnbook.optim.Optimizer or None
+        Default: ``Adam(model.parameters(), lr)``.
+    lr_decay : bool, default True
+        Lower each group's learning rate linearly to 0 over the run (a steadier finish).
+    generator : numpy.random.Generator or None
+        Shuffling and the subset (None: ``np.random.default_rng(0)``).
+    progress : bool, default True
+        Show a tqdm progress bar per epoch.
+    blas_threads : int or None, default 1
+        BLAS threads during training. LeNet's matrix products are small: one thread is as
+        fast, and avoids OpenBLAS's threads spinning when other programs share the cores.
+        None keeps NumPy's setting.
+
+    Returns
+    -------
+    dict
+        ``loss`` (per step), ``lr`` (per step), ``train_accuracy`` (per epoch, on the batches
+        seen), ``test_accuracy`` (per epoch, if ``test``), ``epoch_seconds``, ``seconds``
+        (total training time), ``n_train``.
+    """
+    from tqdm.auto import tqdm
+
+    rng = generator if generator is not None else np.random.default_rng(0)
+    if subset is not None:
+        keep = rng.choice(len(images), size=subset, replace=False)
+        images, labels = images[keep], labels[keep]
+    opt = optimizer if optimizer is not None else optim.Adam(model.parameters(), lr=lr)
+    base_lrs = [group["lr"] for group in opt.param_groups]
+    loss_fn = nn.CrossEntropyLoss()
+    total_steps = epochs * -(-len(images) // batch_size)
+    history = dict(loss=[], lr=[], train_accuracy=[], test_accuracy=[], epoch_seconds=[], n_train=len(images))
+    with _blas_threads(blas_threads):
+        for epoch in range(epochs):
+            model.train()
+            start, correct = time.perf_counter(), 0
+            bar = tqdm(_batches(len(images), batch_size, rng), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
+            for batch in bar:
+                if lr_decay:
+                    for group, base in zip(opt.param_groups, base_lrs):
+                        group["lr"] = base * (1 - len(history["loss"]) / total_steps)
+                logits = model(images[batch])
+                loss = loss_fn(logits, labels[batch])
+                opt.zero_grad()
+                model.backward(loss_fn.backward(), input_grad=False)
+                opt.step()
+                correct += int((logits.argmax(axis=1) == labels[batch]).sum())
+                history["loss"].append(float(loss))
+                history["lr"].append(opt.param_groups[0]["lr"])
+                bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+            history["epoch_seconds"].append(time.perf_counter() - start)
+            history["train_accuracy"].append(correct / len(images))
+            if test is not None:
+                history["test_accuracy"].append(accuracy(model, *test))
+    history["seconds"] = float(sum(history["epoch_seconds"]))
+    return history
+
+
+def torch_state_dict(model):
+    """``model.state_dict()`` as torch tensors (copies), for ``torch_model.load_state_dict``."""
+    import torch
+
+    return {key: torch.from_numpy(np.array(value)) for key, value in model.state_dict().items()}
+
+
+def compare_with_torch(model, torch_model, images, batch_size=1000):
+    """Load ``model``'s weights into ``torch_model`` and compare predictions, both in float64.
+
+    float64 keeps rounding differences (about 1e-12) far below any gap between two logits,
+    so the predicted classes must be identical. Neither argument is modified.
+
+    Returns
+    -------
+    dict
+        ``same_predictions`` (bool), ``n_different``, ``max_logit_difference``, ``n``.
+    """
+    import torch
+
+    ours = copy.deepcopy(model).double()
+    theirs = copy.deepcopy(torch_model).double().eval()
+    theirs.load_state_dict(torch_state_dict(ours))
+    images = images.astype(np.float64)
+    logits = predict(ours, images, batch_size)
+    with torch.no_grad():
+        expected = torch.cat([theirs(torch.from_numpy(images[i:i + batch_size]))
+                              for i in range(0, len(images), batch_size)]).numpy()
+    different = int((logits.argmax(axis=1) != expected.argmax(axis=1)).sum())
+    return dict(same_predictions=different == 0, n_different=different, n=len(images),
+                max_logit_difference=float(np.abs(logits - expected).max()))
