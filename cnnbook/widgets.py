@@ -126,7 +126,8 @@ class Explorer(widgets.VBox):
         self.frames, self.images, self.boxes, self.links = {}, {}, {}, []
         self._syncing = False
         root = self._build(())
-        parts = [widgets.HTML(f"<b>{self.title}</b>"), widgets.HBox(self.controls), root]
+        row = widgets.HBox(self.controls, layout=widgets.Layout(flex_flow="row wrap"))  # wrap, don't squeeze
+        parts = [widgets.HTML(f"<b>{self.title}</b>"), row, root]
         if self.live_controls:
             note = widgets.HTML("<small><i>Live only (these need a running kernel: Jupyter or "
                                 "Colab; in the HTML book only the controls above respond):</i></small>")
@@ -918,7 +919,7 @@ class ActivationExplorer(Explorer):
         right.set_ylim(-0.1, 1.1)
         self.negative_slope = negative_slope
         controls = [widgets.ToggleButtons(options=list(names), description="function",
-                                          style={"button_width": "80px"}),
+                                          style={"button_width": "auto"}),
                     widgets.SelectionSlider(options=[f"{p:g}" for p in points], value=f"{points[len(points) // 2]:g}",
                                             description="x₀")]
         slope = widgets.FloatSlider(value=negative_slope, min=0.0, max=0.5, step=0.01,
