@@ -515,21 +515,28 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 def _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads):
-    """Max and its flat input index, one kernel tap at a time (torch's order and NaN rule)."""
+    """Max of each window and its flat input index ``h*W + w``, with torch's rules: the first
+    maximum wins a tie, the last NaN wins over everything, an all -inf window points at its
+    first real pixel."""
+    xp = _pad(input, pads, value=-np.inf)                       # padding never wins the max
+    taps = [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+    views = [xp[_tap(i, j, stride, dilation, out_hw)] for i, j in taps]   # (N, C, H_out, W_out) each
+    out = views[0].copy()
+    for view in views[1:]:
+        np.maximum(out, view, out=out)                          # NaN spreads, as in torch
+    local = np.zeros(out.shape, dtype=np.int8 if len(taps) < 128 else np.int64)  # which tap won
+    for k in reversed(range(len(taps))):                        # backwards, so the first maximum wins
+        np.putmask(local, views[k] == out, k)
+    if np.isnan(out).any():
+        for k in range(len(taps)):                              # forwards, so the last NaN wins
+            np.putmask(local, np.isnan(views[k]), k)
     w_in = input.shape[3]
-    xp = _pad(input, pads, value=-np.inf)
-    rows = [np.arange(n) * s - p for n, s, p in zip(out_hw, stride, padding)]  # window starts
-    first = [_first_valid(input.shape[2 + a], out_hw[a], stride[a], padding[a], dilation[a]) for a in (0, 1)]
-    out = np.full(input.shape[:2] + out_hw, -np.inf, dtype=input.dtype)
-    idx = np.empty(out.shape, dtype=np.int64)
-    idx[...] = first[0][:, None] * w_in + first[1][None, :]    # torch starts at the first real pixel
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            tap = xp[_tap(i, j, stride, dilation, out_hw)]
-            better = (tap > out) | np.isnan(tap)                # a NaN always takes over, as in torch
-            flat = (rows[0] + i * dilation[0])[:, None] * w_in + (rows[1] + j * dilation[1])[None, :]
-            out = np.where(better, tap, out)
-            idx = np.where(better, flat, idx)
+    starts = [np.arange(n) * s - p for n, s, p in zip(out_hw, stride, padding)]  # window corners
+    offsets = np.array([i * dilation[0] * w_in + j * dilation[1] for i, j in taps])
+    idx = np.take(offsets, local) + (starts[0][:, None] * w_in + starts[1])      # flat index h*W + w
+    if any(pads) and (out == -np.inf).any():                    # nothing beats -inf: torch keeps
+        first = [_first_valid(input.shape[2 + a], out_hw[a], stride[a], padding[a], dilation[a]) for a in (0, 1)]
+        np.copyto(idx, first[0][:, None] * w_in + first[1], where=out == -np.inf)   # the first real pixel
     return out, idx
 
 
@@ -888,11 +895,29 @@ def _bn_setup(fn, input, running_mean, running_var, weight, bias, training):
     return (0,) + tuple(range(2, input.ndim)), (1, c) + (1,) * (input.ndim - 2)
 
 
-def _bn_stats(input, axes, running_mean, running_var, training):
-    """Mean and variance used to normalise: the batch's (biased) in training, else the running ones."""
+def _bn_normalise(input, running_mean, running_var, training, eps, axes, shape):
+    """``(xhat, inv_std, batch variance)``: the input normalised by the batch's statistics
+    (biased variance) in training, by the running ones otherwise."""
+    mean = input.mean(axis=axes) if training else running_mean
+    xhat = input - mean.reshape(shape)                          # centred, normalised in place below
+    var = np.mean(xhat * xhat, axis=axes) if training else running_var
+    inv_std = 1 / np.sqrt(var + eps)
+    xhat *= inv_std.reshape(shape)
+    return xhat, inv_std, (mean, var)
+
+
+def _bn_backward(grad_output, xhat, inv_std, weight, training, axes, shape):
+    """``(grad_input, grad_weight, grad_beta)`` from the saved ``xhat`` and ``inv_std``."""
+    g_sum, g_xhat_sum = grad_output.sum(axis=axes), (grad_output * xhat).sum(axis=axes)
+    scale = inv_std if weight is None else weight * inv_std     # d out / d xhat * d xhat / d x, per channel
     if training:
-        return input.mean(axis=axes), input.var(axis=axes)
-    return running_mean, running_var
+        m = xhat.size // xhat.shape[1]                          # values per channel
+        grad_input = grad_output - (g_sum / m).reshape(shape)
+        grad_input -= xhat * (g_xhat_sum / m).reshape(shape)
+        grad_input *= scale.reshape(shape)
+    else:
+        grad_input = grad_output * scale.reshape(shape)
+    return grad_input, g_xhat_sum, g_sum
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -930,7 +955,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     axes, shape = _bn_setup("batch_norm", input, running_mean, running_var, weight, bias, training)
     if training:
         _check_finite("batch_norm", "input", input)
-    mean, var = _bn_stats(input, axes, running_mean, running_var, training)
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, axes, shape)[0]
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, axes, shape):
+    """batch_norm on checked arguments; returns ``(output, xhat, inv_std)``."""
+    xhat, inv_std, (mean, var) = _bn_normalise(input, running_mean, running_var, training, eps, axes, shape)
     if training:
         n = input.size // input.shape[1]
         if running_mean is not None:
@@ -939,40 +969,28 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if running_var is not None:
             running_var *= 1 - momentum
             running_var += momentum * var * (n / (n - 1))     # unbiased, as torch
-    out = (input - mean.reshape(shape)) * (1 / np.sqrt(var + eps)).reshape(shape)
-    if weight is not None:
-        out *= weight.reshape(shape)
+    out = xhat if weight is None else xhat * weight.reshape(shape)
     if bias is not None:
-        out += bias.reshape(shape)
-    return out
+        out = out + bias.reshape(shape)
+    return out, xhat, inv_std
 
 
 def batch_norm_backward(grad_output, input, running_mean, running_var, weight=None, bias=None,
                         training=False, eps=1e-5):
     """Gradients of :func:`batch_norm`: ``(grad_input, grad_weight, grad_bias)``.
 
-    In training the batch statistics depend on every input, which gives
-    ``grad_input = inv_std/M * (M*gx - sum(gx) - xhat*sum(gx*xhat))`` with
-    ``gx = grad_output*weight`` and M values per channel; in evaluation
+    In training the batch statistics depend on every input, which gives, per channel with
+    M values, ``grad_input = weight*inv_std * (g - sum(g)/M - xhat*sum(g*xhat)/M)`` where
+    ``g = grad_output`` and ``xhat`` is the normalised input; in evaluation
     ``grad_input = grad_output * weight * inv_std``. ``grad_weight``/``grad_bias``
     are None when ``weight``/``bias`` are.
     """
     fn = "batch_norm_backward"
     axes, shape = _bn_setup(fn, input, running_mean, running_var, weight, bias, training)
     _check_grad_output(fn, grad_output, input.shape, input.dtype)
-    mean, var = _bn_stats(input, axes, running_mean, running_var, training)
-    inv_std = 1 / np.sqrt(var + eps)
-    xhat = (input - mean.reshape(shape)) * inv_std.reshape(shape)
-    gx = grad_output if weight is None else grad_output * weight.reshape(shape)
-    if training:
-        m = input.size // input.shape[1]
-        grad_input = (m * gx - gx.sum(axis=axes).reshape(shape)
-                      - xhat * (gx * xhat).sum(axis=axes).reshape(shape)) * (inv_std / m).reshape(shape)
-    else:
-        grad_input = gx * inv_std.reshape(shape)
-    grad_weight = None if weight is None else (grad_output * xhat).sum(axis=axes)
-    grad_bias = None if bias is None else grad_output.sum(axis=axes)
-    return grad_input, grad_weight, grad_bias
+    xhat, inv_std, _ = _bn_normalise(input, running_mean, running_var, training, eps, axes, shape)
+    grad_input, grad_weight, grad_bias = _bn_backward(grad_output, xhat, inv_std, weight, training, axes, shape)
+    return grad_input, None if weight is None else grad_weight, None if bias is None else grad_bias
 
 
 def _check_p(fn, p):

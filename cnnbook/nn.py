@@ -426,15 +426,19 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(self.num_batches_tracked)
         use_batch = self.training or self.running_mean is None
         w, b = self._affine()
-        out = F.batch_norm(input, self.running_mean, self.running_var, w, b, use_batch, factor, self.eps)
-        _save(self, "_saved", (input, use_batch))
+        axes, shape = F._bn_setup(name, input, self.running_mean, self.running_var, w, b, use_batch)
+        if use_batch:
+            F._check_finite(name, "input", input)
+        out, xhat, inv_std = F._batch_norm(input, self.running_mean, self.running_var, w, b, use_batch,
+                                           factor, self.eps, axes, shape)
+        _save(self, "_saved", (xhat, inv_std, use_batch, axes, shape))
         return out
 
     def backward(self, grad_output):
-        input, use_batch = _saved(self, "_saved")
-        w, b = self._affine()
-        grad_input, grad_w, grad_b = F.batch_norm_backward(grad_output, input, self.running_mean, self.running_var,
-                                                           w, b, use_batch, self.eps)
+        xhat, inv_std, use_batch, axes, shape = _saved(self, "_saved")
+        F._check_grad_output(f"{type(self).__name__}.backward", grad_output, xhat.shape, xhat.dtype)
+        w = None if self.weight is None else self.weight.data
+        grad_input, grad_w, grad_b = F._bn_backward(grad_output, xhat, inv_std, w, use_batch, axes, shape)
         for param, grad in ((self.weight, grad_w), (self.bias, grad_b)):
             if param is not None:
                 _accumulate(param, grad)
