@@ -42,8 +42,7 @@ __all__ = ["Explorer", "kernel_explorer", "conv_arithmetic", "pooling_explorer",
            "sample_photograph", "feature_maps", "CLASSIC_KERNELS", "loss_surface", "loss_surface_gradient",
            "optimizer_paths", "conv_frame", "pool_frame", "activation_frame", "ConvSetting", "CONV_PRESETS"]
 
-SCALE = 4          # display pixels per image pixel for 28x28 images
-PANEL = 112        # side of an image panel in display pixels
+PANEL = 112        # side of an image panel in display pixels (28x28 images: 4 pixels per pixel)
 
 
 # ----------------------------------------------------------------------------------------
@@ -95,7 +94,7 @@ class Explorer(widgets.VBox):
 
     Subclasses define ``compute(values) -> frame`` (the data drawn for a preset),
     ``draw(frame) -> bytes`` (a PNG), and for live controls ``live(values) -> frame`` and
-    ``sync_live(values)`` (set the live controls to a preset's values).
+    ``sync_live(values, level)`` (set the live controls to a preset's values).
 
     Attributes
     ----------
@@ -159,9 +158,11 @@ class Explorer(widgets.VBox):
 
     def describe(self, key):
         """A one-line description of the picture at ``key`` (its tooltip, and a text alternative)."""
-        settings = ", ".join(f"{c.description or 'option'} {self.labels(level)[i]}"
-                             for level, (c, i) in enumerate(zip(self.controls, key)))
-        return f"{self.title.split(':')[0]}: {settings}"
+        return f"{self.title.split(':')[0]}: {self._settings(key)}"
+
+    def _settings(self, key, sep=" "):
+        return ", ".join(f"{c.description or 'option'}{sep}{self.labels(level)[i]}"
+                         for level, (c, i) in enumerate(zip(self.controls, key)))
 
     def labels(self, level):
         """How the control at ``level`` names its options (its labels; a slider's numbers)."""
@@ -245,8 +246,7 @@ class Explorer(widgets.VBox):
             ax.axis("off")
         for ax, key, picture in zip(axes.flat, keys, pictures):
             ax.imshow(picture)
-            ax.set_title(", ".join(f"{c.description or 'option'}: {self.labels(level)[i]}"
-                                   for level, (c, i) in enumerate(zip(self.controls, key))), fontsize=9)
+            ax.set_title(self._settings(key, sep=": "), fontsize=9)
         fig.suptitle(title or self.title.split(":")[0])
         fig.tight_layout()
         return fig
@@ -303,7 +303,7 @@ def _panel(array, title="", *, cmap="gray", vmin=None, vmax=None, size=PANEL):
     return out
 
 
-def _number_grid(values, title="", *, cell=30, cmap="RdBu_r", fmt="{:g}", highlight=()):
+def _number_grid(values, title="", *, cell=30, cmap="RdBu_r", fmt="{:g}"):
     """A small matrix drawn as coloured cells with its numbers written in."""
     from PIL import Image, ImageDraw
 
@@ -317,7 +317,7 @@ def _number_grid(values, title="", *, cell=30, cmap="RdBu_r", fmt="{:g}", highli
     for r, c in itertools.product(range(rows), range(cols)):
         box = (c * cell, 18 + r * cell, (c + 1) * cell, 18 + (r + 1) * cell)
         fill = tuple(int(v) for v in rgb[r, c])
-        draw.rectangle(box, fill=fill, outline="black", width=3 if (r, c) in highlight else 1)
+        draw.rectangle(box, fill=fill, outline="black")
         ink = "white" if 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] < 110 else "black"
         draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), fmt.format(values[r, c]),
                   fill=ink, font=_font(10), anchor="mm")
@@ -350,13 +350,7 @@ def _png(image) -> bytes:
     return buffer.getvalue()
 
 
-def _figure_png(fig, dpi=72) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _as_image(array, name="images") -> np.ndarray:
+def _as_image(array, fn) -> np.ndarray:
     """A grey image as a float ``(H, W)`` array (accepts ``(1, H, W)`` and tensors)."""
     if hasattr(array, "detach"):
         array = array.detach().cpu().numpy()
@@ -364,17 +358,18 @@ def _as_image(array, name="images") -> np.ndarray:
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 2:
-        raise ValueError(f"widgets: each of {name} must be a grey image of shape (H, W) or (1, H, W), "
+        raise ValueError(f"{fn}: each of images must be a grey image of shape (H, W) or (1, H, W), "
                          f"got shape {a.shape}")
     return a
 
 
-def _images_dict(images, name="images"):
+def _images_dict(images, fn):
+    """The images a widget shows, checked: default, a photograph and a white square."""
     if images is None:
         return {"photograph": sample_photograph(64), "square": _square(28)}
     if not isinstance(images, dict) or not images:
-        raise TypeError(f"widgets: {name} must be a non-empty dict of name -> image, got {type(images).__name__}")
-    return {str(k): _as_image(v, name) for k, v in images.items()}
+        raise TypeError(f"{fn}: images must be a non-empty dict of name -> image, got {type(images).__name__}")
+    return {str(k): _as_image(v, fn) for k, v in images.items()}
 
 
 def _square(size):
@@ -501,7 +496,7 @@ def kernel_explorer(images=None, kernels=None) -> KernelExplorer:
     >>> sorted(w.frames)[:2]
     [(0, 0), (0, 1)]
     """
-    images = _images_dict(images)
+    images = _images_dict(images, "kernel_explorer")
     kernels = {str(k): np.asarray(v, dtype=np.float64) for k, v in (kernels or CLASSIC_KERNELS).items()}
     for name, k in kernels.items():
         if k.shape != (3, 3):
@@ -637,9 +632,9 @@ class ConvArithmetic(Explorer):
     def _message(self, setting):
         from PIL import Image, ImageDraw
 
-        out = Image.new("RGB", (420, 40), "white")
-        ImageDraw.Draw(out).text((0, 10), f"{setting.label()}: output size {setting.output_size} < 1",
-                                 fill="darkred", font=_font(12))
+        text = f"{setting.label()}: output size {setting.output_size} < 1"
+        out = Image.new("RGB", (_text_width(text), 40), "white")
+        ImageDraw.Draw(out).text((0, 10), text, fill="darkred", font=_font(12))
         return _png(out)
 
     def draw(self, frame):
@@ -813,7 +808,7 @@ def pooling_explorer(images=None, kernel_sizes=(2, 4), shifts=(0, 1, 2)) -> Pool
     PoolingExplorer
         Preset controls: image, pooling (max/avg), window, shift. Live control: stride.
     """
-    images = _images_dict(images)
+    images = _images_dict(images, "pooling_explorer")
     if len(images) * 2 * len(kernel_sizes) * len(shifts) > 48:
         raise ValueError(f"pooling_explorer: {len(images)} images x 2 modes x {len(kernel_sizes)} windows x "
                          f"{len(shifts)} shifts is too many pictures for a light page (at most 48)")

@@ -110,9 +110,9 @@ def test_kernel_live_edit_redraws_the_current_picture():
 def test_kernel_explorer_errors():
     with pytest.raises(ValueError, match=r"kernel_explorer: kernel 'big' must be 3x3, got shape \(5, 5\)"):
         W.kernel_explorer(IMAGES, {"big": np.ones((5, 5))})
-    with pytest.raises(TypeError, match="images must be a non-empty dict"):
+    with pytest.raises(TypeError, match="kernel_explorer: images must be a non-empty dict of name -> image, got list"):
         W.kernel_explorer([np.ones((4, 4))])
-    with pytest.raises(ValueError, match=r"must be a grey image of shape \(H, W\) or \(1, H, W\), got shape \(3, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"kernel_explorer: each of images must be a grey image of shape \(H, W\) or \(1, H, W\), got shape \(3, 4, 4\)"):
         W.kernel_explorer({"rgb": np.ones((3, 4, 4))})
 
 
