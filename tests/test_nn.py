@@ -325,3 +325,13 @@ def test_scratch_lenet_trains_on_real_data_and_matches_torch():
     assert history["test_accuracy"][-1] > 0.4                              # 10 classes: chance is 0.1
     check = scratch.compare_with_torch(model, scratch.lenet_torch(), x_test[:300])
     assert check["same_predictions"] and check["max_logit_difference"] < 1e-9
+
+
+def test_numpy_modules_never_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnbook.functional, cnnbook.nn, cnnbook.optim, cnnbook.gradcheck, cnnbook.scratch; "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
