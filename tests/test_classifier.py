@@ -241,3 +241,15 @@ def test_prepare_data_splits_and_normalizes_the_real_data():
     assert set(four.y_train.tolist()) == {0, 1, 2, 3}
     with pytest.raises(ValueError, match="prepare_data: val_size must be an int in \\(0, 60000\\), got 0"):
         C.prepare_data(val_size=0)
+
+
+def test_show_predictions_titles_carry_both_probabilities():
+    import matplotlib
+    matplotlib.use("Agg")
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    fig = C.show_predictions(torch.rand(2, 1, 8, 8), [0, 1], probs, ["a", "b", "c"], title="t")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["a 0.70\ntrue: a 0.70", "c 0.60\ntrue: b 0.30"]
+    assert fig.axes[1].title.get_color() == "red"
+    with pytest.raises(ValueError, match="show_predictions: got 2 images, 1 labels"):
+        C.show_predictions(torch.rand(2, 1, 8, 8), [0], probs, ["a", "b", "c"])
