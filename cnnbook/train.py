@@ -158,6 +158,30 @@ def random_affine(x: torch.Tensor, degrees: float = 0.0, translate: tuple = (0.0
     return out + fill
 
 
+def random_crop(x: torch.Tensor, padding: int = 2, fill: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift every image of a batch by its own random whole number of pixels (pad, then crop).
+
+    The batch version of ``torchvision.transforms.v2.RandomCrop(size, padding=padding)``:
+    each image is padded by ``padding`` pixels of value ``fill`` on every side and a window of
+    the original size is cut out at a random offset in ``[0, 2 * padding]``. Unlike a shift by
+    a fraction of a pixel (:func:`random_affine`), nothing is interpolated, so images stay sharp.
+
+    Shape:
+        input and output ``(N, C, H, W)``.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"random_crop: x must be a batch (N, C, H, W), got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4, value=fill)                                   # (N, C, H+2p, W+2p)
+    oy, ox = (torch.randint(0, 2 * padding + 1, (2, n), generator=generator)).to(x.device)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]       # (N, 1, H, 1)
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]       # (N, 1, 1, W)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chans = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]
+
+
 @dataclass
 class BatchRandomAffine:
     """A callable holding :func:`random_affine`'s settings, for ``TensorLoader(transform=...)``."""
@@ -731,6 +755,75 @@ class _progress_bars:
         for b in (self.batch_bar, self.bar):
             if b is not None:
                 b.close()
+
+
+# ============================================================================ repeated runs
+
+def fit_seeds(make_model: Callable[[], nn.Module], make_loader: Callable, make_optimizer: Callable,
+              epochs: int, seeds: Sequence[int] = (0, 1, 2), loss_fn: Callable | None = None,
+              progress: bool = True, desc: str = "seeds", **fit_kwargs) -> list:
+    """Train one fresh model per seed and return ``[(model, history), ...]``.
+
+    For each seed: :func:`cnnbook.utils.seed_everything`, then ``make_model()`` (so the
+    initial weights depend on the seed), ``make_loader()``, ``make_optimizer(params)`` and
+    :func:`fit` with ``seed=seed`` and ``fit_kwargs`` (``val_loader``, ``device``...).
+    ``loss_fn`` defaults to :class:`torch.nn.CrossEntropyLoss`. ``progress`` shows one bar
+    over the seeds (``tqdm.auto``); the runs themselves show none.
+    """
+    from tqdm.auto import tqdm
+
+    runs = []
+    for seed in tqdm(seeds, desc=desc, leave=False, disable=not progress):
+        seed_everything(seed)
+        model = make_model()
+        history = fit(model, make_loader(), make_optimizer(model.parameters()),
+                      loss_fn if loss_fn is not None else nn.CrossEntropyLoss(), epochs,
+                      progress=False, seed=seed, **fit_kwargs)
+        runs.append((model, history))
+    return runs
+
+
+class Table(str):
+    """A string that a notebook shows as it is (its ``repr`` is the text itself)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def summarize_runs(results, digits: int = 3) -> Table:
+    """Tabulate repeated runs as ``mean ± std`` (sample standard deviation, n runs).
+
+    Parameters
+    ----------
+    results : mapping setting -> mapping measure -> sequence of float
+        e.g. ``{"Adam": {"train loss": [0.41, 0.43, 0.40]}, "SGD": {...}}``.
+
+    Returns
+    -------
+    Table
+        One row per setting, one column per measure.
+    """
+    settings = list(results)
+    measures = list(dict.fromkeys(m for s in settings for m in results[s]))
+    cell = {}
+    for s in settings:
+        for m in measures:
+            v = torch.as_tensor(list(results[s].get(m, [])), dtype=torch.float64)
+            if len(v) == 0:
+                cell[s, m] = "-"
+            elif len(v) == 1 and float(v.item()).is_integer():
+                cell[s, m] = f"{int(v.item())}"
+            elif len(v) == 1:
+                cell[s, m] = f"{v.item():.{digits}f}"
+            else:
+                cell[s, m] = f"{v.mean().item():.{digits}f} ± {v.std().item():.{digits}f} (n={len(v)})"
+    w0 = max(len("setting"), *(len(s) for s in settings))
+    widths = [max(len(m), *(len(cell[s, m]) for s in settings)) for m in measures]
+    lines = ["  ".join(["setting".ljust(w0)] + [m.rjust(w) for m, w in zip(measures, widths)])]
+    lines.append("-" * len(lines[0]))
+    for s in settings:
+        lines.append("  ".join([s.ljust(w0)] + [cell[s, m].rjust(w) for m, w in zip(measures, widths)]))
+    return Table("\n".join(lines))
 
 
 # ============================================================================ Keras-like façade

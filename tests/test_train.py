@@ -268,3 +268,32 @@ def test_model_facade_teaches_keras_differences():
     keras_way = model.evaluate(x, one_hot)                     # one-hot rows are read back as classes
     torch_way = T.evaluate(net, T.TensorLoader(x, y), nn.CrossEntropyLoss())
     assert keras_way == pytest.approx(torch_way)
+
+
+# ---------------------------------------------------------------- repeated runs
+
+def test_fit_seeds_reproduces_each_seed_and_summarize_runs_tabulates():
+    x, y = blobs(64)
+    make = lambda: (lambda: T.TensorLoader(x, y, batch_size=16, shuffle=True))  # noqa: E731
+    args = (lambda: nn.Linear(8, 3), make(), lambda p: torch.optim.SGD(p, lr=0.1), 2)
+    a = T.fit_seeds(*args, seeds=(0, 1), progress=False, device="cpu")
+    b = T.fit_seeds(*args, seeds=(0,), progress=False, device="cpu")
+    assert len(a) == 2 and a[0][1]["loss"] == b[0][1]["loss"] != a[1][1]["loss"]
+    table = T.summarize_runs({"A": {"loss": [1.0, 2.0, 3.0], "n": [5]}, "B": {"loss": [0.5]}})
+    lines = repr(table).splitlines()
+    assert lines[0].split() == ["setting", "loss", "n"]
+    assert "2.000 ± 1.000 (n=3)" in lines[2] and lines[2].split()[-1] == "5"
+    assert lines[3].split() == ["B", "0.500", "-"]
+
+
+def test_random_crop_shifts_by_whole_pixels_per_image():
+    x = torch.arange(2 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    torch.testing.assert_close(T.random_crop(x, padding=0), x)
+    out = T.random_crop(x, padding=1, fill=-1.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    for img, src in zip(out, x):                      # each output is its image shifted by (dy, dx)
+        padded = nn.functional.pad(src, (1, 1, 1, 1), value=-1.0)
+        windows = [padded[:, dy:dy + 4, dx:dx + 4] for dy in range(3) for dx in range(3)]
+        assert any(torch.equal(img, w) for w in windows)
+    with pytest.raises(ValueError, match=r"random_crop: x must be a batch \(N, C, H, W\)"):
+        T.random_crop(torch.zeros(4, 4))
