@@ -456,6 +456,14 @@ def _pool_setup(fn, input, kernel_size, stride, padding, dilation, ceil_mode):
                          f"for kernel_size={kernel}; hint: a window must always cover some real pixels")
     pads = (padding[0], padding[0], padding[1], padding[1])
     out_hw = _output_size(fn, input.shape[2:], kernel, stride, pads, dilation, bool(ceil_mode))
+    for a, what in ((0, "row"), (1, "column")):          # dilated windows can skip every real pixel
+        first = _first_valid(input.shape[2 + a], out_hw[a], stride[a], padding[a], dilation[a])
+        taps_before = (first - (np.arange(out_hw[a]) * stride[a] - padding[a])) // dilation[a]
+        empty = (taps_before >= kernel[a]) | (first >= input.shape[2 + a])
+        if empty.any():
+            raise ValueError(f"{fn}: with kernel_size={kernel}, dilation={dilation} and padding={padding}, the "
+                             f"window of output {what} {int(np.argmax(empty))} covers only padding, no input "
+                             "pixel; hint: use less padding or dilation")
     extra = [max(0, (n - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
              for n, s, d, k, size, p in zip(out_hw, stride, dilation, kernel, input.shape[2:], padding)]
     pads = (padding[0], padding[0] + extra[0], padding[1], padding[1] + extra[1])

@@ -151,6 +151,10 @@ def test_max_pool2d_matches_torch_values_indices_and_gradient(case):
     x = randn(np.random.default_rng(0), *shape)
     t = torch.tensor(x, requires_grad=True)
     t_out, t_idx = TF.max_pool2d(t, return_indices=True, **kw)
+    if torch.isinf(t_out).any():             # a dilated window saw only padding: torch answers -inf
+        with pytest.raises(ValueError, match="covers only padding"):   # and an index outside the input
+            F.max_pool2d(x, **kw)
+        return
     grad = np.random.default_rng(1).standard_normal(tuple(t_out.shape))
     t_out.backward(torch.tensor(grad))
     out, idx = F.max_pool2d(x, return_indices=True, **kw)
@@ -454,6 +458,9 @@ ERRORS = [
      r"padding must be an int, a pair, 'valid' or 'same', got 'full'"),
     ("stride type", lambda: F.conv2d(X, W, stride=1.5), TypeError, r"conv2d: stride must be an int or a pair of ints, got 1.5"),
     ("kernel_size", lambda: F.avg_pool2d(X, 0), ValueError, r"avg_pool2d: kernel_size must be >= 1, got 0"),
+    ("padding-only window", lambda: F.max_pool2d(np.zeros((1, 1, 1, 1)), (1, 2), padding=(0, 1), dilation=(1, 2)),
+     ValueError, r"max_pool2d: with kernel_size=\(1, 2\), dilation=\(1, 2\) and padding=\(0, 1\), the window of "
+     r"output column 0 covers only padding, no input pixel"),
     ("pool padding", lambda: F.max_pool2d(X, 3, padding=2), ValueError,
      r"max_pool2d: padding must be at most half of kernel_size, got padding=\(2, 2\)"),
     ("int dtype", lambda: F.conv2d(X.astype(np.int64), W), TypeError,
