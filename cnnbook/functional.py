@@ -214,6 +214,11 @@ def conv2d_loop(input, weight, bias=None, stride=1, padding=0, dilation=1, group
     Each output pixel is the sum of a window of the (padded) input multiplied elementwise
     by a filter. Same arguments and result as :func:`conv2d`, only slower.
 
+    Shape
+    -----
+    input (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW) -> (N, C_out, H_out, W_out),
+    ``H_out = floor((H + 2*padding[0] - dilation[0]*(KH-1) - 1) / stride[0]) + 1``.
+
     Examples
     --------
     >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
@@ -473,6 +478,13 @@ def _pool_setup(fn, input, kernel_size, stride, padding, dilation, ceil_mode):
 def max_pool2d_loop(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Max pooling as explicit loops: the definition of :func:`max_pool2d` (no indices).
 
+    Each output is the largest value of its window; padding counts as -inf.
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C, H_out, W_out),
+    ``H_out = floor((H + 2*padding[0] - dilation[0]*(KH-1) - 1) / stride[0]) + 1``.
+
     Examples
     --------
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
@@ -528,6 +540,14 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     -----
     ``H_out = floor((H + 2*padding[0] - dilation[0]*(KH-1) - 1) / stride[0]) + 1``
     (``ceil`` in ``ceil_mode``, dropping a last window that would start in the bottom padding).
+
+    Raises
+    ------
+    TypeError
+        Non-array or integer input, non-integer hyper-parameters.
+    ValueError
+        Input not 4-D, kernel larger than the padded input, stride or dilation below 1,
+        padding negative or above half the kernel, a dilated window that covers only padding.
 
     Examples
     --------
@@ -624,6 +644,13 @@ def avg_pool2d_loop(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                     count_include_pad=True, divisor_override=None):
     """Average pooling as explicit loops: the definition of :func:`avg_pool2d`.
 
+    Each output is the sum of its window's real pixels divided by the window size (padding
+    included, or not with ``count_include_pad=False``), with torch's rules at the edges.
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C, H_out, W_out), ``H_out = floor((H + 2*padding[0] - KH) / stride[0]) + 1``.
+
     Examples
     --------
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
@@ -680,6 +707,11 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     Shape
     -----
     ``H_out = floor((H + 2*padding[0] - KH) / stride[0]) + 1`` (``ceil`` in ``ceil_mode``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`max_pool2d`; also a ``divisor_override`` of 0.
 
     Examples
     --------
@@ -1244,6 +1276,15 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     Returns
     -------
     scalar of the input's dtype, or ndarray of the target's shape for ``'none'``
+
+    Raises
+    ------
+    TypeError
+        Integer logits, or targets that are not integers (class probabilities are not supported).
+    ValueError
+        Target shape not matching the input, targets outside [0, C) other than
+        ``ignore_index``, NaN or infinite logits, a bad ``weight``, ``reduction`` or
+        ``label_smoothing``.
 
     Examples
     --------

@@ -113,14 +113,17 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise TypeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        if isinstance(value, (Parameter, Module)):
-            self.__dict__.pop(name, None)
-            self._parameters.pop(name, None), self._modules.pop(name, None)
-            (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
-        elif name in self._buffers:
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
             self._buffers[name] = value
+            return
+        self.__dict__.pop(name, None)            # one name, one place
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
         else:                                    # a plain attribute (or a parameter set to None)
-            self._parameters.pop(name, None), self._modules.pop(name, None)
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name):
