@@ -2,14 +2,16 @@
 
 Submodules (imported on demand, so ``import cnnbook`` stays light and NumPy-only code never
 pulls in torch): ``data``, ``utils``, ``functional``, ``nn``, ``optim``, ``gradcheck``,
-``train``, ``metrics``, ``models``, ``widgets``, ``exercises``, ``student``.
+``train``, ``metrics``, ``models``, ``plots``, ``widgets``, ``scratch``,
+``classifier``, ``explain``, ``exercises``, ``student``.
 """
 import importlib
 
 __version__ = "0.1.0"
 
 _SUBMODULES = {"data", "utils", "functional", "nn", "optim", "gradcheck", "train",
-               "metrics", "models", "widgets", "exercises", "student", "plots"}
+               "metrics", "models", "widgets", "exercises", "student", "plots", "scratch",
+               "classifier", "explain"}
 
 
 def __getattr__(name):
