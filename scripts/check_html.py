@@ -399,6 +399,8 @@ class Checker:
             info = page.evaluate(JS_INSPECT)
             self.ids[page.url.split("#")[0]] = set(info["ids"])
             self.links[page_name] = info["links"]
+            if self.shots is not None and page_name.startswith("book/"):  # before any control moves
+                page.screenshot(path=str(self.shots / (Path(page_name).stem + ".png")), full_page=True)
             if page_name.startswith("book/"):
                 self._check_content(page_name, info)
                 self._check_buttons(page, page_name, info)
@@ -406,8 +408,6 @@ class Checker:
                 self._check_solutions(page, page_name, info)
                 self.summary = (f"{len(info['images'])} images, {info['math']} math, {info['widgets']} widgets "
                                 f"({moved} controls moved), {len(info['solutions'])} solutions")
-            if self.shots is not None and page_name.startswith("book/"):
-                page.screenshot(path=str(self.shots / (Path(page_name).stem + ".png")), full_page=True)
         finally:
             context.close()
 
@@ -552,7 +552,10 @@ class Checker:
         solutions = page.locator(".solution.dropdown")
         if solutions.count():
             solution = solutions.first
-            solution.locator(".admonition-title, button.toggle-button").first.click()
+            # The toggle button, not the title: the title's link to the exercise navigates instead,
+            # and sphinx-togglebutton 0.4.5 then throws "button is not defined".
+            button = solution.locator("button.toggle-button")
+            (button if button.count() else solution.locator(".admonition-title")).first.click()
             time.sleep(0.5)
             if not solution.evaluate("s => { " + JS_SHOWN_CONTENT + "; return shownContent(s); }"):
                 self.report.fail(name, "a solution does not open when its title is clicked")
