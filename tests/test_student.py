@@ -5,6 +5,7 @@ checked for leaks, for an unchanged body, and for exercise sections that run in 
 kernel, each unanswered exercise stopping with NotImplementedError or "not written yet".
 """
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -226,3 +227,24 @@ def test_chapter_student_edition_runs(path, tmp_path):
     assert all(unanswered(e) for e in found), found
     exercise_cells = [i for i, c in enumerate(run.cells) if "exercise" in c.metadata.get("tags", [])]
     assert {e[0] for e in found} >= set(exercise_cells), "an unanswered exercise must not pass silently"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_exercises_are_well_formed(path):
+    """4 to 8 exercises after the summary, each with a collapsed solution; solutions check themselves."""
+    nb = nbformat.read(path, as_version=4)
+    start = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+                  and c.source.lstrip().startswith("## Exercises")), None)
+    if start is None:
+        pytest.skip(f"{path.stem} has no exercises yet")
+    summary = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.lstrip().startswith("## Summary")]
+    assert summary and summary[-1] < start, "the exercises come after the chapter's summary"
+    text = "\n".join(c.source for c in nb.cells[start:] if c.cell_type == "markdown")
+    labels = re.findall(r"^```\{exercise\}.*\n:label: (\S+)", text, re.M)
+    assert 4 <= len(labels) <= 8, f"{len(labels)} exercises"
+    for label in labels:
+        solution = re.search(rf"^```\{{(solution|solution-start)\}} {re.escape(label)}\n:class: dropdown$", text, re.M)
+        assert solution, f"{label}: no collapsed solution"
+    for cell in nb.cells[start:]:
+        if cell.cell_type == "code" and st.BEGIN in cell.source:
+            assert "check_" in cell.source or "assert " in cell.source, f"solution cell checks nothing:\n{cell.source}"
