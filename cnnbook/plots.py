@@ -118,6 +118,9 @@ def plot_history(history, metrics: Sequence[str] = ("loss", "accuracy"), axes=No
                 epochs = np.arange(1, len(hist[key]) + 1)
                 ax.plot(epochs, hist[key], style, marker="o", ms=3, label=f"{prefix}{kind}")
         ax.set_xlabel("epoch")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(m)
         ax.set_title(m if title is None else f"{title}: {m}")
         ax.grid(alpha=0.3)
@@ -146,6 +149,10 @@ def plot_curves(curves: Mapping[str, object], xlabel: str = "epoch", ylabel: str
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     if logy:
         ax.set_yscale("log")
+    if xlabel == "epoch" or xlabel == "layer":
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
