@@ -271,7 +271,8 @@ def write_student_edition(book: str | Path = "book", out: str | Path = "student"
     """Write the student edition of the book's notebooks into ``out``; return the paths written.
 
     Exercises are numbered across the notebooks of ``book`` in name order (the order of the
-    table of contents), as in the HTML book, even when ``names`` picks only some of them.
+    table of contents), as in the HTML book, even when ``names`` picks only some of them. The
+    Markdown pages of ``book`` without solutions (the glossary the chapters link to) are copied too.
 
     Raises
     ------
@@ -301,6 +302,10 @@ def write_student_edition(book: str | Path = "book", out: str | Path = "student"
             nbformat.write(student, out / path.name)
             written.append(out / path.name)
         number += count_exercises(teacher)
+    for page in sorted(book.glob("*.md")):  # the glossary and other pages the notebooks link to
+        text = page.read_text(encoding="utf-8")
+        if "{solution" not in text:
+            (out / page.name).write_text(text, encoding="utf-8")
     return written
 
 

@@ -140,6 +140,17 @@ def test_exercises_are_numbered_across_notebooks(tmp_path):
     assert st.count_exercises(teacher_notebook()) == 2
 
 
+def test_markdown_pages_without_solutions_are_copied(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    nbformat.write(teacher_notebook(), book / "01_a.ipynb")
+    (book / "glossary.md").write_text("# Glossary\n\n### Pooling layer (池化层)\n")
+    (book / "answers.md").write_text("```{solution} ex-test-why\nBecause.\n```\n")
+    st.write_student_edition(book, tmp_path / "out")
+    assert (tmp_path / "out" / "glossary.md").read_text() == "# Glossary\n\n### Pooling layer (池化层)\n"
+    assert not (tmp_path / "out" / "answers.md").exists()
+
+
 def test_writer_refuses_to_leak(tmp_path):
     book = tmp_path / "book"
     book.mkdir()
