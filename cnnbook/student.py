@@ -258,10 +258,30 @@ def solution_text(nb) -> list[str]:
     return [line.strip() for line in lines if len(line.strip()) >= 12 and not _OPTION.match(line)]
 
 
+def public_text(nb) -> str:
+    """Everything of the notebook outside its solutions: what every reader of the book sees."""
+    parts, in_solution = [], False
+    for cell in nb.cells:
+        if SOLUTION_TAG in _tags(cell):
+            continue
+        if cell.cell_type == "markdown":
+            state = _State(in_solution=in_solution)
+            parts.append(convert_markdown(cell.source, state))
+            in_solution = state.in_solution
+        elif cell.cell_type == "code" and not (in_solution and BEGIN not in cell.source):
+            parts.append(strip_solution_code(cell.source))
+    return "\n".join(parts)
+
+
 def leaks(teacher, student) -> list[str]:
-    """Solution lines of ``teacher`` that appear in ``student`` (an empty list is good)."""
-    text = "\n".join(cell.source for cell in student.cells)
-    found = [line for line in solution_text(teacher) if line in text]
+    """Solution lines of ``teacher`` that ``student`` shows although the book keeps them hidden.
+
+    A solution line that the chapter also shows outside any solution (a standard line such as
+    ``optimizer.zero_grad()`` in the chapter's own training loop) gives nothing away and does not
+    count. Solution markers and directives count wherever they appear.
+    """
+    text, public = "\n".join(cell.source for cell in student.cells), public_text(teacher)
+    found = [line for line in solution_text(teacher) if line in text and line not in public]
     found += [marker for marker in (BEGIN, END, "{solution}", "{solution-start}", "{solution-end}") if marker in text]
     return found
 

@@ -151,13 +151,20 @@ def test_markdown_pages_without_solutions_are_copied(tmp_path):
     assert not (tmp_path / "out" / "answers.md").exists()
 
 
-def test_writer_refuses_to_leak(tmp_path):
+def test_a_line_the_chapter_shows_anyway_is_no_leak():
+    teacher = teacher_notebook()
+    teacher.cells.insert(2, new_code_cell("secret_value = x + 1   # the chapter shows this line itself"))
+    student = st.make_student(teacher)
+    assert st.leaks(teacher, student) == []
+    assert "secret_value = x + 1" in st.public_text(teacher) and "hidden reasoning" not in st.public_text(teacher)
+
+
+def test_writer_refuses_to_leak(tmp_path, monkeypatch):
     book = tmp_path / "book"
     book.mkdir()
-    nb = teacher_notebook()
-    nb.cells.insert(1, new_markdown_cell("Spoiler: secret_value = x + 1"))
-    nbformat.write(nb, book / "01_a.ipynb")
-    with pytest.raises(RuntimeError, match=r"01_a\.ipynb: solution text would leak: \['secret_value = x \+ 1'\]"):
+    nbformat.write(teacher_notebook(), book / "01_a.ipynb")
+    monkeypatch.setattr(st, "make_student", lambda nb, **kw: nb)           # a stripping bug
+    with pytest.raises(RuntimeError, match=r"01_a\.ipynb: solution text would leak: \['secret_value = x \+ 1'"):
         st.write_student_edition(book, tmp_path / "out")
     assert not (tmp_path / "out" / "01_a.ipynb").exists()
 
@@ -248,7 +255,8 @@ def test_chapter_exercises_are_well_formed(path):
                   and c.source.lstrip().startswith("## Exercises")), None)
     if start is None:
         pytest.skip(f"{path.stem} has no exercises yet")
-    summary = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.lstrip().startswith("## Summary")]
+    summary = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+               and any(line.strip() == "## Summary" for line in c.source.splitlines())]
     assert summary and summary[-1] < start, "the exercises come after the chapter's summary"
     text = "\n".join(c.source for c in nb.cells[start:] if c.cell_type == "markdown")
     labels = re.findall(r"^```\{exercise\}.*\n:label: (\S+)", text, re.M)
