@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/run_all.py
 
-Runs ``bench_numerics.py`` (cnnbook's NumPy layers against torch) when it is present, then
+Runs ``bench_numerics.py`` (cnnbook's NumPy layers against torch) and
+``train_scratch_lenet.py`` (a LeNet trained with cnnbook alone) when they are present, then
 ``bench_classifier.py`` (chapter 5's configurations; results in ``benchmarks/results/``).
 Each runs in its own process with this interpreter, so one's threads and memory do not
 disturb the next. Exits non-zero if any benchmark failed.
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_numerics.py", "bench_classifier.py"]
+BENCHMARKS = ["bench_numerics.py", "train_scratch_lenet.py", "bench_classifier.py"]
 
 
 def main() -> int:

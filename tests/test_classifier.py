@@ -220,6 +220,30 @@ def test_predict_proba_with_tta_averages_image_and_mirror():
     torch.testing.assert_close(plain, model(x).softmax(1).detach())
 
 
+def test_shift_image_golden_case():
+    x = torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    assert C.shift_image(x, 1, 0, fill=0.0)[0, 0].tolist() == [[0, 0, 0], [1, 2, 3], [4, 5, 6]]
+    assert C.shift_image(x, 0, -1, fill=-1.0)[0, 0].tolist() == [[2, 3, -1], [5, 6, -1], [8, 9, -1]]
+    assert C.shift_image(x, 0, 0) is x
+
+
+def test_tta_views_are_shifts_and_mirrors():
+    x = torch.randn(2, 1, 5, 5)
+    views = C.tta_views(x, flip=True, shift=1, fill=-2.0)
+    assert len(views) == 10 and torch.equal(views[0], x) and torch.equal(views[1], x.flip(3))
+    assert torch.equal(views[2], C.shift_image(x, 1, 0, -2.0))
+    assert len(C.tta_views(x, flip=True, shift=0)) == 2 and len(C.tta_views(x, flip=False, shift=2)) == 5
+
+
+def test_predict_proba_with_shifts_averages_ten_views():
+    torch.manual_seed(0)
+    model = C.FashionCNN((4,), hidden=8).eval()
+    x = torch.randn(3, 1, 28, 28)
+    want = torch.stack([model(v).softmax(1) for v in C.tta_views(x, True, 1, fill=-0.8)]).mean(0)
+    got = C.predict_proba(model, x, tta=True, tta_shift=1, fill=-0.8)
+    torch.testing.assert_close(got, want.detach())
+
+
 def test_most_confused_pairs_golden_case():
     cm = torch.tensor([[50, 3, 9], [1, 40, 0], [7, 2, 30]])
     assert C.most_confused_pairs(cm, k=3) == [(0, 2, 9), (2, 0, 7), (0, 1, 3)]
