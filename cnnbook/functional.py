@@ -6,8 +6,9 @@ Every operation comes as a forward function with torch's signature (``conv2d``,
 NCHW, weights ``(C_out, C_in/groups, KH, KW)``, and float32 stays float32 (float64 stays
 float64). Convolution and pooling also come as short loop versions (``conv2d_loop``,
 ``max_pool2d_loop``, ``avg_pool2d_loop``, ``conv2d_backward_loop``): they *define* the
-operation; the fast versions use strided views and one matrix product (im2col + BLAS)
-and are tested against them and against PyTorch.
+operation; the fast versions use strided views and matrix products (im2col + BLAS, or
+for stride-1 convolutions shifted views of the padded image) and are tested against them
+and against PyTorch.
 
 Bad arguments raise ``ValueError``/``TypeError`` naming the function, the argument, what
 was expected and what was given. NaN or infinite values are rejected where they would
@@ -26,6 +27,7 @@ array([[[[ 5.,  7.],
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_loop", "conv2d_backward_loop",
@@ -317,8 +319,8 @@ def _im2col(input, kernel, stride, dilation, pads, out_hw):
     return cols.reshape(c * kernel[0] * kernel[1], -1)
 
 
-def _conv2d_forward(input, weight, bias, stride, pads, dilation, groups, out_hw):
-    """Vectorized conv2d on checked arguments; returns ``(output, columns)``."""
+def _conv2d_im2col(input, weight, bias, stride, pads, dilation, groups, out_hw):
+    """conv2d through im2col and one matrix product per group; returns ``(output, columns)``."""
     c_out = weight.shape[0]
     cols = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw)
     cols = cols.reshape(groups, -1, cols.shape[1])              # (G, C_in/G*KH*KW, H_out*W_out*N)
@@ -330,7 +332,8 @@ def _conv2d_forward(input, weight, bias, stride, pads, dilation, groups, out_hw)
     return out.reshape(input.shape[0], c_out, *out_hw), cols
 
 
-def _conv2d_backward(grad_output, cols, weight, input_shape, stride, pads, dilation, groups, input_grad=True):
+def _conv2d_backward_im2col(grad_output, cols, weight, input_shape, stride, pads, dilation, groups,
+                            input_grad=True):
     """Gradients of conv2d from the saved columns; returns ``(grad_input or None, grad_weight)``."""
     n, c_in, h, w = input_shape
     c_out, _, kh, kw = weight.shape
@@ -352,12 +355,120 @@ def _conv2d_backward(grad_output, cols, weight, input_shape, stride, pads, dilat
     return _transpose(grad_input).reshape(input_shape), grad_w                 # back to (N, C, H, W)
 
 
+# The stride-1 path: no im2col. On a zero-padded image flattened per channel, with rows of
+# Wp pixels, kernel tap (i, j) reads the pixel i*dh*Wp + j*dw places after the output
+# pixel's own, so each tap's view of all output pixels is one *contiguous* shifted slice
+# per channel, a matrix BLAS reads in place. Output pixels are computed on the padded
+# grid's rows (Wp wide) and the Wp - W_out extra columns are cropped at the end.
+_SHIFTED_MIN_CHANNELS = 16      # fewer input channels: im2col's single product is faster
+
+
+def _use_shifted(weight, stride, groups):
+    """Whether conv2d takes the stride-1 shifted-view path (else im2col)."""
+    return stride == (1, 1) and groups == 1 and weight.shape[1] >= _SHIFTED_MIN_CHANNELS
+
+
+def _flat_grid(channels, hw, pads, tail, dtype):
+    """A zero buffer (C, Hp*Wp + tail) for one padded image, and a view of its (C, H, W) interior."""
+    (h, w), (top, bottom, left, right) = hw, pads
+    hp, wp = h + top + bottom, w + left + right
+    buf = np.zeros((channels, hp * wp + tail), dtype=dtype)
+    return buf, buf[:, :hp * wp].reshape(channels, hp, wp)[:, top:top + h, left:left + w]
+
+
+def _shifted_taps(buf, kernel, dilation, row_len, first_row, n_rows):
+    """Read-only view (KH, KW, C, n_rows*row_len) of a flat grid: tap (i, j) shifted by (i*dh, j*dw) pixels."""
+    size = buf.itemsize
+    return as_strided(buf[:, first_row * row_len:], (*kernel, buf.shape[0], n_rows * row_len),
+                      (dilation[0] * row_len * size, dilation[1] * size, buf.strides[0], size), writeable=False)
+
+
+def _correlate_shifted(images, w_taps, pads, dilation, first_row, n_rows, columns, bias=None):
+    """Stride-1 correlation of each padded image with ``w_taps`` (KH, KW, C_out, C), one image at a time.
+
+    Returns (N, C_out, n_rows, len(columns)): output rows ``first_row...`` of the padded grid,
+    cropped to ``columns``. One image's buffers stay in the CPU cache.
+    """
+    n, c, h, w = images.shape
+    kh, kw, c_out, _ = w_taps.shape
+    row_len = w + pads[2] + pads[3]
+    buf, interior = _flat_grid(c, (h, w), pads, dilation[1] * (kw - 1), images.dtype)
+    taps = _shifted_taps(buf, (kh, kw), dilation, row_len, first_row, n_rows)
+    products = np.empty((kh, kw, c_out, n_rows * row_len), dtype=images.dtype)
+    total = np.empty((c_out, n_rows, row_len), dtype=images.dtype)
+    out = np.empty((n, c_out, n_rows, columns.stop - columns.start), dtype=images.dtype)
+    offset = 0 if bias is None else bias[:, None, None]
+    for i in range(n):
+        interior[...] = images[i]
+        np.matmul(w_taps, taps, out=products)                   # KH*KW products (C_out, C) @ (C, n_rows*row_len)
+        np.add.reduce(products.reshape(kh * kw, c_out, -1), axis=0, out=total.reshape(c_out, -1))
+        np.add(total[:, :, columns], offset, out=out[i])
+    return out
+
+
+def _conv2d_shifted(input, weight, bias, pads, dilation, out_hw):
+    """Stride-1 conv2d (groups=1) on shifted views of the flat padded input."""
+    w_taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))          # (KH, KW, C_out, C_in)
+    return _correlate_shifted(input, w_taps, pads, dilation, 0, out_hw[0], slice(0, out_hw[1]), bias)
+
+
+def _weight_grad_shifted(grad_output, input, kernel, pads, dilation):
+    """Weight gradient of the stride-1 conv2d: per image, each tap's view times the output gradient."""
+    n, c_in, h, w = input.shape
+    c_out, ho, wo = grad_output.shape[1:]
+    row_len = w + pads[2] + pads[3]
+    buf, interior = _flat_grid(c_in, (h, w), pads, dilation[1] * (kernel[1] - 1), input.dtype)
+    taps = _shifted_taps(buf, kernel, dilation, row_len, 0, ho)         # (KH, KW, C_in, H_out*Wp)
+    grad_t = np.zeros((ho, row_len, c_out), dtype=input.dtype)          # pixels first; extra columns stay 0
+    products = np.empty((*kernel, c_in, c_out), dtype=input.dtype)
+    total = np.zeros_like(products)
+    for i in range(n):
+        interior[...] = input[i]
+        grad_t[:, :wo] = grad_output[i].transpose(1, 2, 0)
+        np.matmul(taps, grad_t.reshape(-1, c_out), out=products)       # (C_in, pixels) @ (pixels, C_out) per tap
+        total += products
+    return np.ascontiguousarray(total.transpose(3, 2, 0, 1))            # (C_out, C_in, KH, KW)
+
+
+def _input_grad_shifted(grad_output, weight, input_hw, pads, dilation):
+    """Input gradient of the stride-1 conv2d: the output gradient, padded by the kernel's span,
+    correlated with the flipped kernel; only the unpadded input's rows and columns are computed."""
+    kh, kw = weight.shape[2:]
+    span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    w_taps = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 1, 0))  # (KH, KW, C_in, C_out)
+    top, _, left, _ = pads
+    return _correlate_shifted(grad_output, w_taps, (span_h, span_h, span_w, span_w), dilation,
+                              top, input_hw[0], slice(left, left + input_hw[1]))
+
+
+def _conv2d_forward(input, weight, bias, stride, pads, dilation, groups, out_hw):
+    """Vectorized conv2d on checked arguments; returns ``(output, saved)`` for :func:`_conv2d_backward`."""
+    if _use_shifted(weight, stride, groups):
+        return _conv2d_shifted(input, weight, bias, pads, dilation, out_hw), input
+    return _conv2d_im2col(input, weight, bias, stride, pads, dilation, groups, out_hw)
+
+
+def _conv2d_backward(grad_output, saved, weight, input_shape, stride, pads, dilation, groups, input_grad=True):
+    """Gradients from what :func:`_conv2d_forward` saved (the input, or im2col's columns);
+    returns ``(grad_input or None, grad_weight)``."""
+    if not _use_shifted(weight, stride, groups):
+        return _conv2d_backward_im2col(grad_output, saved, weight, input_shape, stride, pads, dilation,
+                                       groups, input_grad)
+    grad_weight = _weight_grad_shifted(grad_output, saved, weight.shape[2:], pads, dilation)
+    if not input_grad:
+        return None, grad_weight
+    return _input_grad_shifted(grad_output, weight, input_shape[2:], pads, dilation), grad_weight
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in every deep-learning library) over NCHW input.
 
     Vectorized: the receptive fields are copied into the columns of one matrix (im2col:
     one strided slice per kernel tap, batch axis last so every copy moves long contiguous
-    runs), which one BLAS matrix product multiplies by the filters.
+    runs), which one BLAS matrix product multiplies by the filters. Stride-1 convolutions
+    with ``groups=1`` and at least 16 input channels skip that copy: on the flattened
+    padded image every kernel tap is a shifted view that BLAS reads in place, one image at
+    a time, and the taps' products are summed.
 
     Parameters
     ----------
@@ -434,9 +545,11 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     fn = "conv2d_backward"
     stride, pads, dilation, groups, out_hw = _conv_setup(fn, input, weight, bias, stride, padding, dilation, groups)
     _check_grad_output(fn, grad_output, (input.shape[0], weight.shape[0], *out_hw), input.dtype)
-    cols = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw)
-    cols = cols.reshape(groups, -1, cols.shape[1])
-    grad_input, grad_weight = _conv2d_backward(grad_output, cols, weight, input.shape,
+    saved = input
+    if not _use_shifted(weight, stride, groups):
+        cols = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw)
+        saved = cols.reshape(groups, -1, cols.shape[1])
+    grad_input, grad_weight = _conv2d_backward(grad_output, saved, weight, input.shape,
                                                stride, pads, dilation, groups)
     grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
     return grad_input, grad_weight, grad_bias

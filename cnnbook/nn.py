@@ -333,16 +333,16 @@ class Conv2d(Module):
         bias = None if self.bias is None else self.bias.data
         geometry = F._conv_setup("Conv2d", input, self.weight.data, bias, self.stride, self.padding,
                                  self.dilation, self.groups)
-        out, cols = F._conv2d_forward(input, self.weight.data, bias, *geometry)
-        _save(self, "_saved", (input.shape, cols, geometry))
+        out, saved = F._conv2d_forward(input, self.weight.data, bias, *geometry)  # the input or im2col's columns
+        _save(self, "_saved", (input.shape, saved, geometry))
         return out
 
     def backward(self, grad_output, input_grad=True):
         """Fill the parameters' ``.grad``; return the input's gradient (None if not ``input_grad``)."""
-        input_shape, cols, (stride, pads, dilation, groups, out_hw) = _saved(self, "_saved")
+        input_shape, saved, (stride, pads, dilation, groups, out_hw) = _saved(self, "_saved")
         F._check_grad_output("Conv2d.backward", grad_output, (input_shape[0], self.out_channels, *out_hw),
                              self.weight.dtype)
-        grad_input, grad_weight = F._conv2d_backward(grad_output, cols, self.weight.data, input_shape,
+        grad_input, grad_weight = F._conv2d_backward(grad_output, saved, self.weight.data, input_shape,
                                                      stride, pads, dilation, groups, input_grad)
         _accumulate(self.weight, grad_weight)
         if self.bias is not None:

@@ -95,18 +95,52 @@ def test_conv2d_loop_equals_vectorized(case):
             np.testing.assert_allclose(loop, fast, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("shape, weight, kw", [
     ((4, 1, 28, 28), (8, 1, 3, 3), dict(padding=1)),
     ((2, 6, 9, 11), (6, 2, 3, 2), dict(stride=2, dilation=(1, 2), groups=3, padding="valid")),
     ((2, 3, 8, 8), (4, 3, 4, 4), dict(padding="same", dilation=2)),
+    ((2, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),              # shifted-view path from here on
+    ((2, 64, 14, 14), (64, 64, 3, 3), dict(padding=1)),
+    ((2, 16, 9, 7), (8, 16, 2, 3), dict(padding="same", dilation=(1, 2))),
 ])
 def test_conv2d_float32_matches_torch(shape, weight, kw):
     case = dict(shape=shape, weight=weight, bias=True)
     x, w, b = conv_arrays(case, dtype=np.float32)
     out, grad, grads = torch_run(lambda x, w, b: TF.conv2d(x, w, b, **kw), [x, w, b])
-    assert_close(F.conv2d(x, w, b, **kw), out, np.float32)
-    for mine, theirs in zip(F.conv2d_backward(grad, x, w, b, **kw), grads):
-        assert_close(mine, theirs, np.float32)
+    for mine, theirs in zip((F.conv2d(x, w, b, **kw), *F.conv2d_backward(grad, x, w, b, **kw)), (out, *grads)):
+        assert mine.dtype == np.float32 and mine.shape == theirs.shape
+        # float32 sums of hundreds of terms: absolute error grows with the values' size
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(theirs).max()))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@given(conv_cases())
+def test_conv2d_shifted_path_matches_torch_and_loop(case):
+    """The stride-1 path without im2col, forced for any channel count, in float64."""
+    case = dict(case, stride=1, groups=1, weight=(case["weight"][0], case["shape"][1], *case["weight"][2:]))
+    x, w, b = conv_arrays(case)
+    kw = conv_kwargs(case)
+    out, grad, grads = torch_run(lambda x, w, b: TF.conv2d(x, w, b, **kw), [x, w, b])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(F, "_SHIFTED_MIN_CHANNELS", 1)
+        assert F._use_shifted(w, (1, 1), 1)
+        assert_close(F.conv2d(x, w, b, **kw), out)
+        ours = F.conv2d_backward(grad, x, w, b, **kw)
+    for mine, theirs, loop in zip(ours, grads, F.conv2d_backward_loop(grad, x, w, b, **kw)):
+        if theirs is None:
+            assert mine is None
+        else:
+            assert_close(mine, theirs)
+            np.testing.assert_allclose(mine, loop, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_path_choice():
+    """Wide stride-1 convolutions skip im2col; strided, grouped or narrow ones keep it."""
+    w = np.zeros((8, 16, 3, 3))
+    assert F._use_shifted(w, (1, 1), 1)
+    assert not F._use_shifted(w, (2, 1), 1) and not F._use_shifted(w, (1, 1), 2)
+    assert not F._use_shifted(w[:, :3], (1, 1), 1)
 
 
 def test_conv2d_golden():

@@ -39,6 +39,11 @@ LAYERS = {
              lambda: torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), (2, 4, 7, 7)),
     "conv same no bias": (lambda: nn.Conv2d(3, 2, (3, 2), padding="same", dilation=2, bias=False),
                           lambda: torch.nn.Conv2d(3, 2, (3, 2), padding="same", dilation=2, bias=False), (2, 3, 6, 5)),
+    "conv wide stride 1": (lambda: nn.Conv2d(16, 8, 3, padding=1),          # the shifted-view path
+                           lambda: torch.nn.Conv2d(16, 8, 3, padding=1), (2, 16, 6, 7)),
+    "conv wide same dilated": (lambda: nn.Conv2d(16, 4, (2, 3), padding="same", dilation=(2, 1), bias=False),
+                               lambda: torch.nn.Conv2d(16, 4, (2, 3), padding="same", dilation=(2, 1), bias=False),
+                               (2, 16, 7, 5)),
     "linear": (lambda: nn.Linear(5, 3), lambda: torch.nn.Linear(5, 3), (4, 5)),
     "maxpool": (lambda: nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
                 lambda: torch.nn.MaxPool2d(3, 2, padding=1, ceil_mode=True), (2, 3, 8, 8)),
@@ -218,6 +223,21 @@ def test_repr_matches_torch():
     ours, theirs = lenet_pair()
     assert repr(ours) == repr(theirs)
     assert repr(nn.Conv2d(3, 8, 3, padding="same", bias=False)) == repr(torch.nn.Conv2d(3, 8, 3, padding="same", bias=False))
+
+
+@pytest.mark.parametrize("c_in", [3, 16])                      # im2col path, shifted-view path
+def test_conv_layer_float32_weight_gradient_only(c_in):
+    layer = nn.Conv2d(c_in, 8, 3, padding=1, generator=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((3, c_in, 9, 8)).astype(np.float32)
+    grad = np.random.default_rng(2).standard_normal((3, 8, 9, 8)).astype(np.float32)
+    assert cnnbook.functional._use_shifted(layer.weight.data, layer.stride, layer.groups) == (c_in == 16)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(layer.weight.data, requires_grad=True)
+    out = torch.nn.functional.conv2d(xt, wt, torch.tensor(layer.bias.data), padding=1)
+    out.backward(torch.from_numpy(grad))
+    np.testing.assert_allclose(layer(x), out.detach().numpy(), rtol=1e-4, atol=1e-5)
+    assert layer.backward(grad, input_grad=False) is None
+    assert layer.weight.grad.dtype == np.float32
+    np.testing.assert_allclose(layer.weight.grad, wt.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_sequential_backward_can_skip_the_input_gradient():
