@@ -26,6 +26,9 @@ array([[[[ 5.,  7.],
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -39,6 +42,7 @@ __all__ = [
     "linear", "linear_backward", "batch_norm", "batch_norm_backward",
     "dropout", "dropout_backward", "mse_loss", "mse_loss_backward",
     "nll_loss", "nll_loss_backward", "cross_entropy", "cross_entropy_backward",
+    "set_num_threads", "get_num_threads",
 ]
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -368,6 +372,49 @@ def _use_shifted(weight, stride, groups):
     return stride == (1, 1) and groups == 1 and weight.shape[1] >= _SHIFTED_MIN_CHANNELS
 
 
+# Threads: the shifted path splits the batch into one block of images per thread; NumPy
+# releases the GIL inside matrix products and copies, so the blocks run side by side.
+# BLAS is limited to one thread meanwhile (threadpoolctl), so the threads do not
+# oversubscribe the cores; without threadpoolctl the work stays on one thread.
+_num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_pool = {}                      # the worker threads and the BLAS thread controller, made on first use
+
+
+def set_num_threads(num_threads):
+    """Set how many threads the vectorized stride-1 conv2d uses, like ``torch.set_num_threads``.
+
+    The default is the number of CPU cores this process may use. Has no effect without
+    the ``threadpoolctl`` package (needed to keep BLAS on one thread per block).
+    """
+    global _num_threads
+    _num_threads = _int("set_num_threads", "num_threads", num_threads, 1)
+
+
+def get_num_threads():
+    """How many threads the vectorized stride-1 conv2d uses (see :func:`set_num_threads`)."""
+    return _num_threads
+
+
+def _split_images(work, n):
+    """``[work(start, stop), ...]`` over ``n`` images in contiguous blocks, one block per thread."""
+    blocks = min(_num_threads, n)
+    if blocks > 1 and _pool.get("blas") is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:                                     # BLAS threads can't be limited: stay serial
+            _pool["blas"] = False
+        else:
+            _pool["blas"] = ThreadpoolController()
+    if blocks == 1 or not _pool["blas"]:
+        return [work(0, n)]
+    if _pool.get("threads") is None or _pool["threads"]._max_workers < blocks - 1:
+        _pool["threads"] = ThreadPoolExecutor(blocks - 1)
+    bounds = [n * k // blocks for k in range(blocks + 1)]
+    with _pool["blas"].limit(limits=1, user_api="blas"):
+        futures = [_pool["threads"].submit(work, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+        return [work(0, bounds[1])] + [f.result() for f in futures]
+
+
 def _flat_grid(channels, hw, pads, tail, dtype):
     """A zero buffer (C, Hp*Wp + tail) for one padded image, and a view of its (C, H, W) interior."""
     (h, w), (top, bottom, left, right) = hw, pads
@@ -384,7 +431,7 @@ def _shifted_taps(buf, kernel, dilation, row_len, first_row, n_rows):
 
 
 def _correlate_shifted(images, w_taps, pads, dilation, first_row, n_rows, columns, bias=None):
-    """Stride-1 correlation of each padded image with ``w_taps`` (KH, KW, C_out, C), one image at a time.
+    """Stride-1 correlation of each padded image with ``w_taps`` (KH, KW, C_out, C), image by image.
 
     Returns (N, C_out, n_rows, len(columns)): output rows ``first_row...`` of the padded grid,
     cropped to ``columns``. One image's buffers stay in the CPU cache.
@@ -392,17 +439,22 @@ def _correlate_shifted(images, w_taps, pads, dilation, first_row, n_rows, column
     n, c, h, w = images.shape
     kh, kw, c_out, _ = w_taps.shape
     row_len = w + pads[2] + pads[3]
-    buf, interior = _flat_grid(c, (h, w), pads, dilation[1] * (kw - 1), images.dtype)
-    taps = _shifted_taps(buf, (kh, kw), dilation, row_len, first_row, n_rows)
-    products = np.empty((kh, kw, c_out, n_rows * row_len), dtype=images.dtype)
-    total = np.empty((c_out, n_rows, row_len), dtype=images.dtype)
     out = np.empty((n, c_out, n_rows, columns.stop - columns.start), dtype=images.dtype)
-    offset = 0 if bias is None else bias[:, None, None]
-    for i in range(n):
-        interior[...] = images[i]
-        np.matmul(w_taps, taps, out=products)                   # KH*KW products (C_out, C) @ (C, n_rows*row_len)
-        np.add.reduce(products.reshape(kh * kw, c_out, -1), axis=0, out=total.reshape(c_out, -1))
-        np.add(total[:, :, columns], offset, out=out[i])
+
+    def work(start, stop):
+        buf, interior = _flat_grid(c, (h, w), pads, dilation[1] * (kw - 1), images.dtype)
+        taps = _shifted_taps(buf, (kh, kw), dilation, row_len, first_row, n_rows)
+        products = np.empty((kh, kw, c_out, n_rows * row_len), dtype=images.dtype)
+        total = np.empty((c_out, n_rows, row_len), dtype=images.dtype)
+        for i in range(start, stop):
+            interior[...] = images[i]
+            np.matmul(w_taps, taps, out=products)               # KH*KW products (C_out, C) @ (C, n_rows*row_len)
+            np.add.reduce(products.reshape(kh * kw, c_out, -1), axis=0, out=total.reshape(c_out, -1))
+            if bias is not None:
+                total += bias[:, None, None]
+            out[i] = total[:, :, columns]
+
+    _split_images(work, n)
     return out
 
 
@@ -417,16 +469,21 @@ def _weight_grad_shifted(grad_output, input, kernel, pads, dilation):
     n, c_in, h, w = input.shape
     c_out, ho, wo = grad_output.shape[1:]
     row_len = w + pads[2] + pads[3]
-    buf, interior = _flat_grid(c_in, (h, w), pads, dilation[1] * (kernel[1] - 1), input.dtype)
-    taps = _shifted_taps(buf, kernel, dilation, row_len, 0, ho)         # (KH, KW, C_in, H_out*Wp)
-    grad_t = np.zeros((ho, row_len, c_out), dtype=input.dtype)          # pixels first; extra columns stay 0
-    products = np.empty((*kernel, c_in, c_out), dtype=input.dtype)
-    total = np.zeros_like(products)
-    for i in range(n):
-        interior[...] = input[i]
-        grad_t[:, :wo] = grad_output[i].transpose(1, 2, 0)
-        np.matmul(taps, grad_t.reshape(-1, c_out), out=products)       # (C_in, pixels) @ (pixels, C_out) per tap
-        total += products
+
+    def work(start, stop):
+        buf, interior = _flat_grid(c_in, (h, w), pads, dilation[1] * (kernel[1] - 1), input.dtype)
+        taps = _shifted_taps(buf, kernel, dilation, row_len, 0, ho)     # (KH, KW, C_in, H_out*Wp)
+        grad_t = np.zeros((ho, row_len, c_out), dtype=input.dtype)      # pixels first; extra columns stay 0
+        products = np.empty((*kernel, c_in, c_out), dtype=input.dtype)
+        total = np.zeros_like(products)
+        for i in range(start, stop):
+            interior[...] = input[i]
+            grad_t[:, :wo] = grad_output[i].transpose(1, 2, 0)
+            np.matmul(taps, grad_t.reshape(-1, c_out), out=products)   # (C_in, pixels) @ (pixels, C_out) per tap
+            total += products
+        return total
+
+    total = sum(_split_images(work, n))
     return np.ascontiguousarray(total.transpose(3, 2, 0, 1))            # (C_out, C_in, KH, KW)
 
 
@@ -468,7 +525,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     runs), which one BLAS matrix product multiplies by the filters. Stride-1 convolutions
     with ``groups=1`` and at least 16 input channels skip that copy: on the flattened
     padded image every kernel tap is a shifted view that BLAS reads in place, one image at
-    a time, and the taps' products are summed.
+    a time, and the taps' products are summed; the batch is split across
+    :func:`get_num_threads` threads.
 
     Parameters
     ----------

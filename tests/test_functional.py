@@ -135,6 +135,24 @@ def test_conv2d_shifted_path_matches_torch_and_loop(case):
             np.testing.assert_allclose(mine, loop, rtol=1e-12, atol=1e-12)
 
 
+def test_conv2d_threads_split_the_batch_without_changing_results():
+    rng = np.random.default_rng(0)
+    x, w, g = randn(rng, 5, 16, 7, 6), randn(rng, 4, 16, 3, 3), randn(rng, 5, 4, 7, 6)
+    before = F.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 3):
+            F.set_num_threads(threads)
+            results.append((F.conv2d(x, w, padding=1), *F.conv2d_backward(g, x, w, padding=1)[:2]))
+        assert F._split_images(lambda start, stop: (start, stop), 5) == [(0, 1), (1, 3), (3, 5)]
+    finally:
+        F.set_num_threads(before)
+    for one, three in zip(*results):
+        np.testing.assert_allclose(one, three, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"set_num_threads: num_threads must be >= 1, got 0"):
+        F.set_num_threads(0)
+
+
 def test_conv2d_path_choice():
     """Wide stride-1 convolutions skip im2col; strided, grouped or narrow ones keep it."""
     w = np.zeros((8, 16, 3, 3))
