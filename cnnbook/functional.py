@@ -430,72 +430,85 @@ def _shifted_taps(buf, kernel, dilation, row_len, first_row, n_rows):
                       (dilation[0] * row_len * size, dilation[1] * size, buf.strides[0], size), writeable=False)
 
 
-def _correlate_shifted(images, w_taps, pads, dilation, first_row, n_rows, columns, bias=None):
-    """Stride-1 correlation of each padded image with ``w_taps`` (KH, KW, C_out, C), image by image.
+def _correlator(w_taps, image_hw, pads, dilation, first_row, n_rows, columns, dtype):
+    """Stride-1 correlation with ``w_taps`` (KH, KW, C_out, C) for one thread, image by image.
 
-    Returns (N, C_out, n_rows, len(columns)): output rows ``first_row...`` of the padded grid,
-    cropped to ``columns``. One image's buffers stay in the CPU cache.
+    Returns ``correlate(image, out, bias=None)``, which writes rows ``first_row...`` of the
+    padded grid, cropped to ``columns``, into ``out`` (C_out, n_rows, len(columns)). Its
+    buffers (one image's worth) are reused, so they stay in the CPU cache.
     """
-    n, c, h, w = images.shape
-    kh, kw, c_out, _ = w_taps.shape
-    row_len = w + pads[2] + pads[3]
-    out = np.empty((n, c_out, n_rows, columns.stop - columns.start), dtype=images.dtype)
+    kh, kw, c_out, c = w_taps.shape
+    row_len = image_hw[1] + pads[2] + pads[3]
+    buf, interior = _flat_grid(c, image_hw, pads, dilation[1] * (kw - 1), dtype)
+    taps = _shifted_taps(buf, (kh, kw), dilation, row_len, first_row, n_rows)
+    products = np.empty((kh, kw, c_out, n_rows * row_len), dtype=dtype)
+    total = np.empty((c_out, n_rows, row_len), dtype=dtype)
 
-    def work(start, stop):
-        buf, interior = _flat_grid(c, (h, w), pads, dilation[1] * (kw - 1), images.dtype)
-        taps = _shifted_taps(buf, (kh, kw), dilation, row_len, first_row, n_rows)
-        products = np.empty((kh, kw, c_out, n_rows * row_len), dtype=images.dtype)
-        total = np.empty((c_out, n_rows, row_len), dtype=images.dtype)
-        for i in range(start, stop):
-            interior[...] = images[i]
-            np.matmul(w_taps, taps, out=products)               # KH*KW products (C_out, C) @ (C, n_rows*row_len)
-            np.add.reduce(products.reshape(kh * kw, c_out, -1), axis=0, out=total.reshape(c_out, -1))
-            if bias is not None:
-                total += bias[:, None, None]
-            out[i] = total[:, :, columns]
-
-    _split_images(work, n)
-    return out
+    def correlate(image, out, bias=None):
+        interior[...] = image
+        np.matmul(w_taps, taps, out=products)                   # KH*KW products (C_out, C) @ (C, n_rows*row_len)
+        np.add.reduce(products.reshape(kh * kw, c_out, -1), axis=0, out=total.reshape(c_out, -1))
+        if bias is not None:
+            np.add(total, bias[:, None, None], out=total)
+        out[...] = total[:, :, columns]
+    return correlate
 
 
 def _conv2d_shifted(input, weight, bias, pads, dilation, out_hw):
     """Stride-1 conv2d (groups=1) on shifted views of the flat padded input."""
     w_taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))          # (KH, KW, C_out, C_in)
-    return _correlate_shifted(input, w_taps, pads, dilation, 0, out_hw[0], slice(0, out_hw[1]), bias)
-
-
-def _weight_grad_shifted(grad_output, input, kernel, pads, dilation):
-    """Weight gradient of the stride-1 conv2d: per image, each tap's view times the output gradient."""
-    n, c_in, h, w = input.shape
-    c_out, ho, wo = grad_output.shape[1:]
-    row_len = w + pads[2] + pads[3]
+    out = np.empty((input.shape[0], weight.shape[0], *out_hw), dtype=input.dtype)
 
     def work(start, stop):
-        buf, interior = _flat_grid(c_in, (h, w), pads, dilation[1] * (kernel[1] - 1), input.dtype)
-        taps = _shifted_taps(buf, kernel, dilation, row_len, 0, ho)     # (KH, KW, C_in, H_out*Wp)
-        grad_t = np.zeros((ho, row_len, c_out), dtype=input.dtype)      # pixels first; extra columns stay 0
-        products = np.empty((*kernel, c_in, c_out), dtype=input.dtype)
-        total = np.zeros_like(products)
+        correlate = _correlator(w_taps, input.shape[2:], pads, dilation, 0, out_hw[0], slice(0, out_hw[1]),
+                                input.dtype)
         for i in range(start, stop):
-            interior[...] = input[i]
-            grad_t[:, :wo] = grad_output[i].transpose(1, 2, 0)
-            np.matmul(taps, grad_t.reshape(-1, c_out), out=products)   # (C_in, pixels) @ (pixels, C_out) per tap
-            total += products
+            correlate(input[i], out[i], bias)
+
+    _split_images(work, input.shape[0])
+    return out
+
+
+def _weight_grad_step(input_shape, c_out, kernel, pads, dilation, out_hw, dtype):
+    """For one thread: ``step(image, grad, total)`` adds one image's weight gradient to
+    ``total`` (KH, KW, C_in, C_out): each tap's view (C_in, pixels) times the gradient (pixels, C_out)."""
+    c_in, h, w = input_shape[1:]
+    (ho, wo), row_len = out_hw, w + pads[2] + pads[3]
+    buf, interior = _flat_grid(c_in, (h, w), pads, dilation[1] * (kernel[1] - 1), dtype)
+    taps = _shifted_taps(buf, kernel, dilation, row_len, 0, ho)         # (KH, KW, C_in, H_out*Wp)
+    grad_t = np.zeros((ho, row_len, c_out), dtype=dtype)                # pixels first; extra columns stay 0
+    products = np.empty((*kernel, c_in, c_out), dtype=dtype)
+
+    def step(image, grad, total):
+        interior[...] = image
+        grad_t[:, :wo] = grad.transpose(1, 2, 0)
+        np.matmul(taps, grad_t.reshape(-1, c_out), out=products)
+        total += products
+    return step
+
+
+def _conv2d_backward_shifted(grad_output, input, weight, pads, dilation, input_grad=True):
+    """Gradients of the stride-1 conv2d, image by image. The input's gradient is the output
+    gradient, padded by the kernel's span, correlated with the flipped kernel (only the
+    unpadded input's rows and columns are computed). Returns ``(grad_input or None, grad_weight)``."""
+    (n, c_in, h, w), (c_out, _, kh, kw) = input.shape, weight.shape
+    span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    w_flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 1, 0))  # (KH, KW, C_in, C_out)
+    grad_input = np.empty(input.shape, dtype=input.dtype) if input_grad else None
+
+    def work(start, stop):
+        total = np.zeros((kh, kw, c_in, c_out), dtype=input.dtype)
+        step = _weight_grad_step(input.shape, c_out, (kh, kw), pads, dilation, grad_output.shape[2:], input.dtype)
+        correlate = input_grad and _correlator(w_flipped, grad_output.shape[2:], (span_h, span_h, span_w, span_w),
+                                               dilation, pads[0], h, slice(pads[2], pads[2] + w), input.dtype)
+        for i in range(start, stop):
+            step(input[i], grad_output[i], total)
+            if input_grad:
+                correlate(grad_output[i], grad_input[i])
         return total
 
     total = sum(_split_images(work, n))
-    return np.ascontiguousarray(total.transpose(3, 2, 0, 1))            # (C_out, C_in, KH, KW)
-
-
-def _input_grad_shifted(grad_output, weight, input_hw, pads, dilation):
-    """Input gradient of the stride-1 conv2d: the output gradient, padded by the kernel's span,
-    correlated with the flipped kernel; only the unpadded input's rows and columns are computed."""
-    kh, kw = weight.shape[2:]
-    span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
-    w_taps = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 1, 0))  # (KH, KW, C_in, C_out)
-    top, _, left, _ = pads
-    return _correlate_shifted(grad_output, w_taps, (span_h, span_h, span_w, span_w), dilation,
-                              top, input_hw[0], slice(left, left + input_hw[1]))
+    return grad_input, np.ascontiguousarray(total.transpose(3, 2, 0, 1))  # (C_out, C_in, KH, KW)
 
 
 def _conv2d_forward(input, weight, bias, stride, pads, dilation, groups, out_hw):
@@ -511,10 +524,7 @@ def _conv2d_backward(grad_output, saved, weight, input_shape, stride, pads, dila
     if not _use_shifted(weight, stride, groups):
         return _conv2d_backward_im2col(grad_output, saved, weight, input_shape, stride, pads, dilation,
                                        groups, input_grad)
-    grad_weight = _weight_grad_shifted(grad_output, saved, weight.shape[2:], pads, dilation)
-    if not input_grad:
-        return None, grad_weight
-    return _input_grad_shifted(grad_output, weight, input_shape[2:], pads, dilation), grad_weight
+    return _conv2d_backward_shifted(grad_output, saved, weight, pads, dilation, input_grad)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
