@@ -587,8 +587,18 @@ def evaluate(model: nn.Module, loader, loss_fn: Callable | None = None, metrics=
     dict
         e.g. ``{"loss": 0.41, "accuracy": 0.86}``. The model's train/eval mode is restored.
     """
-    device = torch.device(device) if device is not None else _model_device(model)
     tracker = _Tracker(_metric_fns(metrics))
+    for out, y in _eval_outputs(model, loader, device, amp_dtype, channels_last):
+        with _autocast(out.device, amp_dtype):
+            loss = loss_fn(out, y) if (loss_fn is not None and y is not None) else None
+        tracker.update(loss, out, y)
+    return tracker.result()
+
+
+def _eval_outputs(model, loader, device, amp_dtype, channels_last):
+    """Yield ``(model(x), y)`` for every batch, in eval mode under ``torch.inference_mode``;
+    the model's train/eval mode is restored afterwards (also when the caller stops early)."""
+    device = torch.device(device) if device is not None else _model_device(model)
     was_training = model.training
     model.eval()
     try:
@@ -597,11 +607,9 @@ def evaluate(model: nn.Module, loader, loss_fn: Callable | None = None, metrics=
                 x, y = _to_device(*_split_batch(batch), device, channels_last)
                 with _autocast(device, amp_dtype):
                     out = model(x)
-                    loss = loss_fn(out, y) if (loss_fn is not None and y is not None) else None
-                tracker.update(loss, out, y)
+                yield out, y
     finally:
         model.train(was_training)
-    return tracker.result()
 
 
 def predict(model: nn.Module, loader, device=None, amp_dtype=None,
@@ -613,21 +621,11 @@ def predict(model: nn.Module, loader, device=None, amp_dtype=None,
     probs : torch.Tensor, ``(N, C)`` float32 on the CPU
     labels : torch.Tensor ``(N,)`` on the CPU, or None when the loader yields no labels
     """
-    device = torch.device(device) if device is not None else _model_device(model)
     probs, labels = [], []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for batch in loader:
-                x, y = _to_device(*_split_batch(batch), device, channels_last)
-                with _autocast(device, amp_dtype):
-                    out = model(x)
-                probs.append(torch.softmax(out.float(), dim=1).cpu())
-                if y is not None:
-                    labels.append(y.cpu())
-    finally:
-        model.train(was_training)
+    for out, y in _eval_outputs(model, loader, device, amp_dtype, channels_last):
+        probs.append(torch.softmax(out.float(), dim=1).cpu())
+        if y is not None:
+            labels.append(y.cpu())
     return torch.cat(probs), (torch.cat(labels) if labels else None)
 
 
