@@ -431,32 +431,33 @@ def _shifted_taps(buf, kernel, dilation, row_len, first_row, n_rows):
 
 
 def _correlator(w_taps, image_hw, pads, dilation, first_row, n_rows, columns, dtype):
-    """Stride-1 correlation with ``w_taps`` (KH, KW, C_out, C) for one thread, image by image.
+    """Stride-1 correlation with ``w_taps`` (KH, KW, C, C_out) for one thread, image by image.
 
     Returns ``correlate(image, out, bias=None)``, which writes rows ``first_row...`` of the
     padded grid, cropped to ``columns``, into ``out`` (C_out, n_rows, len(columns)). Its
-    buffers (one image's worth) are reused, so they stay in the CPU cache.
+    buffers (one image's worth) are reused, so they stay in the CPU cache. The products are
+    computed pixels first, (pixels, C) @ (C, C_out): measured faster here on 14x14 images.
     """
-    kh, kw, c_out, c = w_taps.shape
+    kh, kw, c, c_out = w_taps.shape
     row_len = image_hw[1] + pads[2] + pads[3]
     buf, interior = _flat_grid(c, image_hw, pads, dilation[1] * (kw - 1), dtype)
-    taps = _shifted_taps(buf, (kh, kw), dilation, row_len, first_row, n_rows)
-    products = np.empty((kh, kw, c_out, n_rows * row_len), dtype=dtype)
-    total = np.empty((c_out, n_rows, row_len), dtype=dtype)
+    taps = _shifted_taps(buf, (kh, kw), dilation, row_len, first_row, n_rows).transpose(0, 1, 3, 2)
+    products = np.empty((kh, kw, n_rows * row_len, c_out), dtype=dtype)
+    total = np.empty((n_rows, row_len, c_out), dtype=dtype)
 
     def correlate(image, out, bias=None):
         interior[...] = image
-        np.matmul(w_taps, taps, out=products)                   # KH*KW products (C_out, C) @ (C, n_rows*row_len)
-        np.add.reduce(products.reshape(kh * kw, c_out, -1), axis=0, out=total.reshape(c_out, -1))
+        np.matmul(taps, w_taps, out=products)                   # KH*KW products (pixels, C) @ (C, C_out)
+        np.add.reduce(products.reshape(kh * kw, -1), axis=0, out=total.reshape(-1))
         if bias is not None:
-            np.add(total, bias[:, None, None], out=total)
-        out[...] = total[:, :, columns]
+            np.add(total, bias, out=total)
+        out[...] = total[:, columns].transpose(2, 0, 1)
     return correlate
 
 
 def _conv2d_shifted(input, weight, bias, pads, dilation, out_hw):
     """Stride-1 conv2d (groups=1) on shifted views of the flat padded input."""
-    w_taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))          # (KH, KW, C_out, C_in)
+    w_taps = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))          # (KH, KW, C_in, C_out)
     out = np.empty((input.shape[0], weight.shape[0], *out_hw), dtype=input.dtype)
 
     def work(start, stop):
@@ -493,7 +494,7 @@ def _conv2d_backward_shifted(grad_output, input, weight, pads, dilation, input_g
     unpadded input's rows and columns are computed). Returns ``(grad_input or None, grad_weight)``."""
     (n, c_in, h, w), (c_out, _, kh, kw) = input.shape, weight.shape
     span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
-    w_flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 1, 0))  # (KH, KW, C_in, C_out)
+    w_flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))  # (KH, KW, C_out, C_in)
     grad_input = np.empty(input.shape, dtype=input.dtype) if input_grad else None
 
     def work(start, stop):
