@@ -376,8 +376,8 @@ def _use_shifted(weight, stride, groups):
 # releases the GIL inside matrix products and copies, so the blocks run side by side.
 # BLAS is limited to one thread meanwhile (threadpoolctl), so the threads do not
 # oversubscribe the cores; without threadpoolctl the work stays on one thread.
-_num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-_pool = {}                      # the worker threads and the BLAS thread controller, made on first use
+_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_pool = {}                      # worker threads and the BLAS thread controller, made on first use
 
 
 def set_num_threads(num_threads):
@@ -407,8 +407,10 @@ def _split_images(work, n):
             _pool["blas"] = ThreadpoolController()
     if blocks == 1 or not _pool["blas"]:
         return [work(0, n)]
-    if _pool.get("threads") is None or _pool["threads"]._max_workers < blocks - 1:
-        _pool["threads"] = ThreadPoolExecutor(blocks - 1)
+    if _pool.get("workers", 0) < blocks - 1:                     # the calling thread takes the first block
+        if _pool.get("threads"):
+            _pool["threads"].shutdown(wait=False)
+        _pool["threads"], _pool["workers"] = ThreadPoolExecutor(blocks - 1), blocks - 1
     bounds = [n * k // blocks for k in range(blocks + 1)]
     with _pool["blas"].limit(limits=1, user_api="blas"):
         futures = [_pool["threads"].submit(work, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
@@ -424,7 +426,7 @@ def _flat_grid(channels, hw, pads, tail, dtype):
 
 
 def _shifted_taps(buf, kernel, dilation, row_len, first_row, n_rows):
-    """Read-only view (KH, KW, C, n_rows*row_len) of a flat grid: tap (i, j) shifted by (i*dh, j*dw) pixels."""
+    """Read-only view (KH, KW, C, n_rows*row_len) of a flat grid; tap (i, j) is shifted by (i*dh, j*dw)."""
     size = buf.itemsize
     return as_strided(buf[:, first_row * row_len:], (*kernel, buf.shape[0], n_rows * row_len),
                       (dilation[0] * row_len * size, dilation[1] * size, buf.strides[0], size), writeable=False)
@@ -492,16 +494,17 @@ def _conv2d_backward_shifted(grad_output, input, weight, pads, dilation, input_g
     """Gradients of the stride-1 conv2d, image by image. The input's gradient is the output
     gradient, padded by the kernel's span, correlated with the flipped kernel (only the
     unpadded input's rows and columns are computed). Returns ``(grad_input or None, grad_weight)``."""
-    (n, c_in, h, w), (c_out, _, kh, kw) = input.shape, weight.shape
+    (n, c_in, h, w), (c_out, _, kh, kw), out_hw = input.shape, weight.shape, grad_output.shape[2:]
     span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
     w_flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))  # (KH, KW, C_out, C_in)
     grad_input = np.empty(input.shape, dtype=input.dtype) if input_grad else None
 
     def work(start, stop):
         total = np.zeros((kh, kw, c_in, c_out), dtype=input.dtype)
-        step = _weight_grad_step(input.shape, c_out, (kh, kw), pads, dilation, grad_output.shape[2:], input.dtype)
-        correlate = input_grad and _correlator(w_flipped, grad_output.shape[2:], (span_h, span_h, span_w, span_w),
-                                               dilation, pads[0], h, slice(pads[2], pads[2] + w), input.dtype)
+        step = _weight_grad_step(input.shape, c_out, (kh, kw), pads, dilation, out_hw, input.dtype)
+        if input_grad:                                          # rows pads[0]... of the padded input's grid
+            correlate = _correlator(w_flipped, out_hw, (span_h, span_h, span_w, span_w), dilation,
+                                    pads[0], h, slice(pads[2], pads[2] + w), input.dtype)
         for i in range(start, stop):
             step(input[i], grad_output[i], total)
             if input_grad:
