@@ -293,6 +293,12 @@ class Conv2d(Module):
     generator : numpy.random.Generator or None
         Source of the initial weights (None: NumPy's global random state).
 
+    Notes
+    -----
+    Stride-1 layers with ``groups=1`` and at least 16 input channels skip im2col and split
+    the batch over :func:`cnnbook.functional.get_num_threads` threads (BLAS on one thread
+    each); the other layers use im2col and NumPy's BLAS with its own threads.
+
     Shape
     -----
     input (N, C_in, H, W) -> output (N, C_out, H_out, W_out) with
