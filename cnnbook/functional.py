@@ -407,10 +407,10 @@ def _split_images(work, n):
             _pool["blas"] = ThreadpoolController()
     if blocks == 1 or not _pool["blas"]:
         return [work(0, n)]
-    if _pool.get("workers", 0) < blocks - 1:                     # the calling thread takes the first block
-        if _pool.get("threads"):
+    if _pool.get("workers", 0) < blocks - 1 or _pool["pid"] != os.getpid():  # a forked child has no workers
+        if _pool.get("threads") and _pool["pid"] == os.getpid():
             _pool["threads"].shutdown(wait=False)
-        _pool["threads"], _pool["workers"] = ThreadPoolExecutor(blocks - 1), blocks - 1
+        _pool.update(threads=ThreadPoolExecutor(blocks - 1), workers=blocks - 1, pid=os.getpid())
     bounds = [n * k // blocks for k in range(blocks + 1)]
     with _pool["blas"].limit(limits=1, user_api="blas"):
         futures = [_pool["threads"].submit(work, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]

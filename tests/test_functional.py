@@ -1,4 +1,8 @@
 """cnnbook.functional against PyTorch: values and gradients, loop == vectorized, golden cases, errors."""
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -151,6 +155,32 @@ def test_conv2d_threads_split_the_batch_without_changing_results():
         np.testing.assert_allclose(one, three, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=r"set_num_threads: num_threads must be >= 1, got 0"):
         F.set_num_threads(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_conv2d_threads_work_in_a_forked_child():
+    """A forked child inherits the thread pool but not its threads: it must make its own."""
+    rng = np.random.default_rng(0)
+    x, w = randn(rng, 4, 16, 6, 6), randn(rng, 3, 16, 3, 3)
+    before = F.get_num_threads()
+    F.set_num_threads(2)
+    try:
+        expected = F.conv2d(x, w, padding=1)                    # starts the pool's threads here
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if np.allclose(F.conv2d(x, w, padding=1), expected) else 1)
+        for _ in range(200):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("conv2d hung in a forked child")
+    finally:
+        F.set_num_threads(before)
+    assert status == 0
 
 
 def test_conv2d_path_choice():
