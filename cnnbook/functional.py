@@ -26,6 +26,7 @@ array([[[[ 5.,  7.],
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -372,47 +373,53 @@ def _use_shifted(weight, stride, groups):
     return stride == (1, 1) and groups == 1 and weight.shape[1] >= _SHIFTED_MIN_CHANNELS
 
 
-# Threads: the shifted path splits the batch into one block of images per thread; NumPy
-# releases the GIL inside matrix products and copies, so the blocks run side by side.
-# BLAS is limited to one thread meanwhile (threadpoolctl), so the threads do not
-# oversubscribe the cores; without threadpoolctl the work stays on one thread.
+# Threads: the shifted conv2d path and the tiling max_pool2d path split the batch into one
+# block of images per thread; NumPy releases the GIL inside matrix products, copies and
+# ufuncs, so the blocks run side by side. For conv2d BLAS is limited to one thread meanwhile
+# (threadpoolctl), so the threads do not oversubscribe the cores; without threadpoolctl
+# conv2d stays on one thread.
 _num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _pool = {}                      # worker threads and the BLAS thread controller, made on first use
 
 
 def set_num_threads(num_threads):
-    """Set how many threads the vectorized stride-1 conv2d uses, like ``torch.set_num_threads``.
+    """Set how many threads the vectorized stride-1 conv2d and the tiling max_pool2d
+    (``kernel_size == stride``, no padding) use, like ``torch.set_num_threads``.
 
-    The default is the number of CPU cores this process may use. Has no effect without
-    the ``threadpoolctl`` package (needed to keep BLAS on one thread per block).
+    The default is the number of CPU cores this process may use. Has no effect on conv2d
+    without the ``threadpoolctl`` package (needed to keep BLAS on one thread per block).
     """
     global _num_threads
     _num_threads = _int("set_num_threads", "num_threads", num_threads, 1)
 
 
 def get_num_threads():
-    """How many threads the vectorized stride-1 conv2d uses (see :func:`set_num_threads`)."""
+    """How many threads the vectorized stride-1 conv2d and tiling max_pool2d use (see :func:`set_num_threads`)."""
     return _num_threads
 
 
-def _split_images(work, n):
-    """``[work(start, stop), ...]`` over ``n`` images in contiguous blocks, one block per thread."""
+def _split_images(work, n, limit_blas=True):
+    """``[work(start, stop), ...]`` over ``n`` images in contiguous blocks, one block per thread.
+
+    With ``limit_blas`` (work that calls BLAS) BLAS runs on one thread meanwhile, and without
+    threadpoolctl to do that the work stays on one thread.
+    """
     blocks = min(_num_threads, n)
-    if blocks > 1 and _pool.get("blas") is None:
+    if blocks > 1 and limit_blas and _pool.get("blas") is None:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:                                     # BLAS threads can't be limited: stay serial
             _pool["blas"] = False
         else:
             _pool["blas"] = ThreadpoolController()
-    if blocks == 1 or not _pool["blas"]:
+    if blocks == 1 or (limit_blas and not _pool["blas"]):
         return [work(0, n)]
     if _pool.get("workers", 0) < blocks - 1 or _pool["pid"] != os.getpid():  # a forked child has no workers
         if _pool.get("threads") and _pool["pid"] == os.getpid():
             _pool["threads"].shutdown(wait=False)
         _pool.update(threads=ThreadPoolExecutor(blocks - 1), workers=blocks - 1, pid=os.getpid())
     bounds = [n * k // blocks for k in range(blocks + 1)]
-    with _pool["blas"].limit(limits=1, user_api="blas"):
+    with _pool["blas"].limit(limits=1, user_api="blas") if limit_blas else contextlib.nullcontext():
         futures = [_pool["threads"].submit(work, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
         return [work(0, bounds[1])] + [f.result() for f in futures]
 
@@ -734,6 +741,12 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         Input not 4-D, kernel larger than the padded input, stride or dilation below 1,
         padding negative or above half the kernel, a dilated window that covers only padding.
 
+    Notes
+    -----
+    Windows that tile the image (``stride`` equal to ``kernel_size``, no padding or dilation,
+    as in ``MaxPool2d(2)``) take a faster path that splits the batch across
+    :func:`get_num_threads` threads; the answers are the same.
+
     Examples
     --------
     >>> x = np.array([[[[1., 2.], [4., 3.]]]], dtype=np.float32)
@@ -743,8 +756,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """
     kernel, stride, padding, dilation, out_hw, pads = _pool_setup(
         "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
-    out, idx = _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)
-    return (out, idx) if return_indices else out
+    if not _tiles(input.shape[2:], kernel, stride, padding, dilation, out_hw):
+        out, idx = _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)
+        return (out, idx) if return_indices else out
+    out, won = _max_pool2d_tiles(input, kernel, out_hw)
+    return (out, _tile_indices(won, kernel, input.shape[3])) if return_indices else out
 
 
 def _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads):
@@ -764,13 +780,82 @@ def _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads):
         for k in range(len(taps)):                              # forwards, so the last NaN wins
             np.putmask(local, np.isnan(views[k]), k)
     w_in = input.shape[3]
-    starts = [np.arange(n) * s - p for n, s, p in zip(out_hw, stride, padding)]  # window corners
-    offsets = np.array([i * dilation[0] * w_in + j * dilation[1] for i, j in taps])
-    idx = np.take(offsets, local) + (starts[0][:, None] * w_in + starts[1])      # flat index h*W + w
+    idx = _flat_indices(local, kernel, stride, padding, dilation, w_in)
     if any(pads) and (out == -np.inf).any():                    # nothing beats -inf: torch keeps
         first = [_first_valid(input.shape[2 + a], out_hw[a], stride[a], padding[a], dilation[a]) for a in (0, 1)]
         np.copyto(idx, first[0][:, None] * w_in + first[1], where=out == -np.inf)   # the first real pixel
     return out, idx
+
+
+def _flat_indices(won, kernel, stride, padding, dilation, w_in):
+    """Flat input index ``h*W + w`` of the tap ``won`` (row-major number) of each window."""
+    out_hw = won.shape[2:]
+    starts = [np.arange(n) * s - p for n, s, p in zip(out_hw, stride, padding)]  # window corners
+    offsets = np.array([i * dilation[0] * w_in + j * dilation[1] for i in range(kernel[0]) for j in range(kernel[1])])
+    return np.take(offsets, won) + (starts[0][:, None] * w_in + starts[1])
+
+
+# The tiling path, for windows that tile the image (kernel_size == stride, no padding or
+# dilation: MaxPool2d(2)). Tap (i, j) of all windows is one strided view; each is first
+# copied to a contiguous array (NumPy copies short rows quickly, its ufuncs do not), then
+# the taps are compared in order with torch's rule: a later tap wins if it is greater or
+# NaN. Which tap won is kept as int8 for the backward; the batch is split across threads.
+def _tiles(in_hw, kernel, stride, padding, dilation, out_hw):
+    """Whether max pooling takes the tiling path."""
+    return (stride == kernel and padding == (0, 0) and dilation == (1, 1) and kernel[0] * kernel[1] < 128
+            and all(n * k <= size for n, k, size in zip(out_hw, kernel, in_hw)))
+
+
+def _tile_taps(kernel, out_hw):
+    """``(rows, columns)`` slices of tap (i, j) of every tiling window, taps in row-major order."""
+    return [(slice(i, out_hw[0] * kernel[0], kernel[0]), slice(j, out_hw[1] * kernel[1], kernel[1]))
+            for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _tile_indices(won, kernel, w_in):
+    return _flat_indices(won, kernel, kernel, (0, 0), (1, 1), w_in)
+
+
+def _max_pool2d_tiles(input, kernel, out_hw):
+    """Max of each tiling window and which tap (row-major number, int8) won it."""
+    taps = _tile_taps(kernel, out_hw)
+    out = np.empty(input.shape[:2] + out_hw, dtype=input.dtype)
+    won = np.zeros(out.shape, dtype=np.int8)
+
+    def work(start, stop):
+        best, tap = out[start:stop], np.empty_like(out[start:stop])
+        best[...] = input[start:stop, :, taps[0][0], taps[0][1]]
+        for k, (rows, columns) in enumerate(taps[1:], 1):
+            tap[...] = input[start:stop, :, rows, columns]            # contiguous copy of the view
+            wins = np.greater(tap, best)
+            wins |= np.isnan(tap)                                     # the last NaN wins, as in torch
+            np.maximum(best, tap, out=best)
+            np.maximum(won[start:stop], wins.view(np.int8) * np.int8(k), out=won[start:stop])  # k beats earlier taps
+    _split_images(work, input.shape[0], limit_blas=False)
+    return out, won
+
+
+def _max_pool2d_tiles_backward(grad_output, won, kernel, input_shape):
+    """Each window's gradient to the tap that won it; pixels no window covers get 0."""
+    out_hw = grad_output.shape[2:]
+    covered = all(n * k == size for n, k, size in zip(out_hw, kernel, input_shape[2:]))
+    grad = (np.empty if covered else np.zeros)(input_shape, dtype=grad_output.dtype)
+
+    def work(start, stop):
+        g, w = grad_output[start:stop], won[start:stop]
+        for k, (rows, columns) in enumerate(_tile_taps(kernel, out_hw)):
+            grad[start:stop, :, rows, columns] = _where_or_zero(w == k, g)
+    _split_images(work, input_shape[0], limit_blas=False)
+    return grad
+
+
+def _where_or_zero(mask, values):
+    """``np.where(mask, values, 0)``, exact (NaN and inf included) but several times faster: an AND
+    of the values' bits with all ones where ``mask`` holds and all zeros elsewhere."""
+    bits = np.dtype(f"u{values.itemsize}")
+    keep = mask.astype(bits)
+    np.negative(keep, out=keep)                                 # 1 -> all ones (unsigned wrap-around)
+    return np.bitwise_and(values.view(bits), keep, out=keep).view(values.dtype)
 
 
 def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1,
@@ -790,6 +875,9 @@ def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     kernel, stride, padding, dilation, out_hw, pads = _pool_setup(
         fn, input, kernel_size, stride, padding, dilation, ceil_mode)
     _check_grad_output(fn, grad_output, input.shape[:2] + out_hw, input.dtype)
+    if indices is None and _tiles(input.shape[2:], kernel, stride, padding, dilation, out_hw):
+        won = _max_pool2d_tiles(input, kernel, out_hw)[1]
+        return _max_pool2d_tiles_backward(grad_output, won, kernel, input.shape)
     if indices is None:
         indices = _max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)[1]
     elif not isinstance(indices, np.ndarray) or indices.shape != grad_output.shape:

@@ -498,14 +498,21 @@ class MaxPool2d(Module):
     def forward(self, input):
         kernel, stride, padding, dilation, out_hw, pads = F._pool_setup(
             "MaxPool2d", input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
-        out, idx = F._max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)
-        _save(self, "_saved", (input.shape, idx))
+        if F._tiles(input.shape[2:], kernel, stride, padding, dilation, out_hw):    # windows tile the image
+            out, won = F._max_pool2d_tiles(input, kernel, out_hw)
+            _save(self, "_saved", (input.shape, kernel, won))
+            idx = F._tile_indices(won, kernel, input.shape[3]) if self.return_indices else None
+        else:
+            out, idx = F._max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)
+            _save(self, "_saved", (input.shape, None, idx))
         return (out, idx) if self.return_indices else out
 
     def backward(self, grad_output):
-        input_shape, idx = _saved(self, "_saved")
-        F._check_grad_output("MaxPool2d.backward", grad_output, idx.shape, grad_output.dtype)
-        return F._max_pool2d_scatter(grad_output, idx, input_shape)
+        input_shape, kernel, winners = _saved(self, "_saved")
+        F._check_grad_output("MaxPool2d.backward", grad_output, winners.shape, grad_output.dtype)
+        if kernel is not None:
+            return F._max_pool2d_tiles_backward(grad_output, winners, kernel, input_shape)
+        return F._max_pool2d_scatter(grad_output, winners, input_shape)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

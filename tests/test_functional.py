@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, strategies as st
 
-from cnnbook import functional as F
+from cnnbook import functional as F, nn
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-5)}
 
@@ -268,6 +268,51 @@ def test_max_pool2d_golden_ties_go_to_the_first_maximum():
     np.testing.assert_array_equal(idx, [[[[0, 7]]]])
     np.testing.assert_array_equal(F.max_pool2d_backward(np.ones((1, 1, 1, 2), np.float32), x, 2),
                                   [[[[1, 0, 0, 0], [0, 0, 0, 1]]]])
+
+
+@given(st.tuples(st.integers(1, 3), st.integers(1, 3)), st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       st.booleans(), st.sampled_from([np.float32, np.float64]), st.sampled_from(["ties", "nan", "inf"]))
+def test_max_pool2d_tiling_path_matches_torch_and_general_path(kernel, extra, ceil_mode, dtype, special):
+    """kernel_size == stride, no padding (MaxPool2d(2)): values, indices and gradients exactly as torch,
+    ties (small integers) to the first maximum, NaN and inf in the input and in the gradient."""
+    rng = np.random.default_rng(sum(kernel) + 3 * sum(extra))
+    x = rng.integers(-2, 3, (3, 2, 2 * kernel[0] + extra[0], 2 * kernel[1] + extra[1])).astype(dtype)
+    x.flat[rng.integers(0, x.size, 3)] = {"ties": 0.0, "nan": np.nan, "inf": -np.inf}[special]
+    kw = dict(kernel_size=kernel, ceil_mode=ceil_mode)
+    t = torch.tensor(x, requires_grad=True)
+    t_out, t_idx = TF.max_pool2d(t, return_indices=True, **kw)
+    grad = randn(rng, *t_out.shape, dtype=dtype)
+    grad.flat[0] = {"ties": 1.0, "nan": np.nan, "inf": np.inf}[special]   # reaches only its winner
+    t_out.backward(torch.from_numpy(grad))
+    setup = F._pool_setup("max_pool2d", x, kernel, None, 0, 1, ceil_mode)
+    divisible = all(size % k == 0 for size, k in zip(x.shape[2:], kernel))
+    assert F._tiles(x.shape[2:], *setup[:4], setup[4]) == (not ceil_mode or divisible)   # else a partial window
+    out, idx = F.max_pool2d(x, return_indices=True, **kw)
+    np.testing.assert_array_equal(out, t_out.detach().numpy())
+    np.testing.assert_array_equal(idx, t_idx.numpy())
+    general = F._max_pool2d_forward(x, *setup)
+    np.testing.assert_array_equal(out, general[0])
+    np.testing.assert_array_equal(idx, general[1])
+    layer = nn.MaxPool2d(kernel, ceil_mode=ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(layer(x)[1], idx)
+    for grad_input in (F.max_pool2d_backward(grad, x, **kw), layer.backward(grad)):
+        assert grad_input.dtype == dtype and not np.signbit(grad_input[grad_input == 0]).any()
+        np.testing.assert_array_equal(grad_input, t.grad.numpy())
+
+
+def test_max_pool2d_tiling_path_splits_the_batch_without_changing_results():
+    x = np.maximum(randn(np.random.default_rng(0), 5, 3, 8, 6, dtype=np.float32), 0)   # ReLU'd: ties at 0
+    g = randn(np.random.default_rng(1), 5, 3, 4, 3, dtype=np.float32)
+    before = F.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 3):
+            F.set_num_threads(threads)
+            results.append((*F.max_pool2d(x, 2, return_indices=True), F.max_pool2d_backward(g, x, 2)))
+    finally:
+        F.set_num_threads(before)
+    for one, three in zip(*results):
+        np.testing.assert_array_equal(one, three)
 
 
 @given(pool_cases(dilated=False), st.booleans(), st.sampled_from([None, 1, 3]))
