@@ -5,10 +5,11 @@ Issue 3's speed targets, for the layers of a small Fashion-MNIST CNN (batch 128,
 within 2x. Both sides compute every gradient (input, weight, bias). Repetitions rotate
 between the contenders and the medians are compared, so all see the same machine load.
 torch runs with its default threads. cnnbook runs twice: as it comes (its stride-1
-convolutions split the batch over ``cnnbook.functional.get_num_threads()`` threads with
-BLAS on one thread each; the 1-channel layer's im2col product uses OpenBLAS's default
-threads), and on one thread (``set_num_threads(1)`` and BLAS limited to one thread with
-threadpoolctl). The pools use neither. "met" judges cnnbook as it comes.
+convolutions and its tiling max pool split the batch over
+``cnnbook.functional.get_num_threads()`` threads, with BLAS on one thread each; the
+1-channel layer's im2col product uses OpenBLAS's default threads), and on one thread
+(``set_num_threads(1)`` and BLAS limited to one thread with threadpoolctl). "met" judges
+cnnbook as it comes.
 
     .venv/bin/python benchmarks/bench_numerics.py [--repeats 15]
 
@@ -112,7 +113,7 @@ def conditions():
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     return (f"{cpu}, {os.cpu_count()} cores; NumPy {np.__version__} ({', '.join(blas)}), torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), cnnbook conv2d {F.get_num_threads()} threads; "
+            f"({torch.get_num_threads()} threads), cnnbook conv2d/max_pool2d {F.get_num_threads()} threads; "
             f"load average {os.getloadavg()[0]:.1f}")
 
 
@@ -129,7 +130,7 @@ def main(argv=None):
             for size, c_in, c_out in CONVS]
     rows += [(f"MaxPool2d(2), {c} channels, {size}x{size}", pool_pair(size, c, rng), POOL_TARGET) for size, c in POOLS]
     for label, (ours, theirs), target in rows:
-        single = one_thread(ours) if label.startswith("Conv") else None
+        single = one_thread(ours)
         times = rotated_medians([theirs, ours] + ([single] if single else []), args.repeats)
         ratios = [t / times[0] for t in times[1:]]
         cells = [f"{t * 1e3:.1f} | {r:.2f}x" for t, r in zip(times[1:], ratios)] + ["–  | –"] * (2 - len(ratios))
