@@ -956,12 +956,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
     Parameters
     ----------
-    input : ndarray, float32 or float64
-        Shape (N, C, H, W).
-    kernel_size : int or (int, int)
-        Window size.
-    stride : int, (int, int) or None, default None
-        Step between windows; None means ``kernel_size``.
+    input, kernel_size, stride
+        As in :func:`max_pool2d`: an (N, C, H, W) float array, the window size, and the
+        step between windows (None means ``kernel_size``).
     padding : int or (int, int), default 0
         Implicit zero padding on each side, at most half of ``kernel_size``.
     ceil_mode : bool, default False
