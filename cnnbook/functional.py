@@ -424,12 +424,20 @@ def _split_images(work, n, limit_blas=True):
         return [work(0, bounds[1])] + [f.result() for f in futures]
 
 
-def _flat_grid(channels, hw, pads, tail, dtype):
-    """A zero buffer (C, Hp*Wp + tail) for one padded image, and a view of its (C, H, W) interior."""
+def _flat_grid(channels, hw, pads, row_len, tail, dtype, channels_last=False):
+    """A zero buffer for one padded image, (C, (Hp + 1)*row_len + tail) with Hp = top + H + bottom
+    (transposed with ``channels_last``), and a view of its (C, H, W) interior ((H, W, C) with
+    ``channels_last``): pixel (r, c) sits at (top + r)*row_len + left + c.
+
+    Rows may share their zero columns: any ``row_len >= W + max(left, right)`` keeps every
+    read that falls off the image on a zero (the last row's reads land in the extra row)."""
     (h, w), (top, bottom, left, right) = hw, pads
-    hp, wp = h + top + bottom, w + left + right
-    buf = np.zeros((channels, hp * wp + tail), dtype=dtype)
-    return buf, buf[:, :hp * wp].reshape(channels, hp, wp)[:, top:top + h, left:left + w]
+    length, start = (top + h + bottom + 1) * row_len + tail, top * row_len + left
+    if channels_last:
+        buf = np.zeros((length, channels), dtype=dtype)
+        return buf, buf[start:start + h * row_len].reshape(h, row_len, channels)[:, :w]
+    buf = np.zeros((channels, length), dtype=dtype)
+    return buf, buf[:, start:start + h * row_len].reshape(channels, h, row_len)[:, :, :w]
 
 
 def _shifted_taps(buf, kernel, dilation, row_len, first_row, n_rows):
@@ -449,7 +457,7 @@ def _correlator(w_taps, image_hw, pads, dilation, first_row, n_rows, columns, dt
     """
     kh, kw, c, c_out = w_taps.shape
     row_len = image_hw[1] + pads[2] + pads[3]
-    buf, interior = _flat_grid(c, image_hw, pads, dilation[1] * (kw - 1), dtype)
+    buf, interior = _flat_grid(c, image_hw, pads, row_len, dilation[1] * (kw - 1), dtype)
     taps = _shifted_taps(buf, (kh, kw), dilation, row_len, first_row, n_rows).transpose(0, 1, 3, 2)
     products = np.empty((kh, kw, n_rows * row_len, c_out), dtype=dtype)
     total = np.empty((n_rows, row_len, c_out), dtype=dtype)
@@ -479,43 +487,79 @@ def _conv2d_shifted(input, weight, bias, pads, dilation, out_hw):
     return out
 
 
-def _weight_grad_step(input_shape, c_out, kernel, pads, dilation, out_hw, dtype):
-    """For one thread: ``step(image, grad, total)`` adds one image's weight gradient to
-    ``total`` (KH, KW, C_in, C_out): each tap's view (C_in, pixels) times the gradient (pixels, C_out)."""
-    c_in, h, w = input_shape[1:]
-    (ho, wo), row_len = out_hw, w + pads[2] + pads[3]
-    buf, interior = _flat_grid(c_in, (h, w), pads, dilation[1] * (kernel[1] - 1), dtype)
-    taps = _shifted_taps(buf, kernel, dilation, row_len, 0, ho)         # (KH, KW, C_in, H_out*Wp)
-    grad_t = np.zeros((ho, row_len, c_out), dtype=dtype)                # pixels first; extra columns stay 0
-    products = np.empty((*kernel, c_in, c_out), dtype=dtype)
+def _tap_products(buf, weight, dilation, row_len, first_row, n_rows):
+    """Products of a channels-last flat grid (pixels, C) with ``weight`` (KH, KW, C, C_out), taps side by side.
 
-    def step(image, grad, total):
-        interior[...] = image
-        grad_t[:, :wo] = grad.transpose(1, 2, 0)
-        np.matmul(taps, grad_t.reshape(-1, c_out), out=products)
-        total += products
+    With dilation 1 along W, the KW taps of kernel row i read KW*C consecutive numbers, so the
+    grid rows p = KW*m + r (r < KW) form a matrix (rows, KW*C) with row stride KW*C that BLAS
+    reads in place: the same arithmetic in products of KW*C terms instead of C, and KW times
+    fewer product rows to sum afterwards (otherwise one tap per product). Returns
+    ``products`` (groups, KH, n_rows*row_len, C_out), to be summed over its first two axes, and
+    ``matmuls``, the ``(taps, weights, out)`` of each product.
+    """
+    kh, kw, c, c_out = weight.shape
+    group, pixels, size = kw if dilation[1] == 1 else 1, n_rows * row_len, buf.itemsize
+    products = np.empty((kw // group, kh, pixels, c_out), dtype=buf.dtype)
+    matmuls = []
+    for g in range(kw // group):
+        weights = np.ascontiguousarray(weight[:, g * group:(g + 1) * group]).reshape(kh, group * c, c_out)
+        for r in range(group):
+            start = (first_row * row_len + g * dilation[1] + r) * c
+            taps = as_strided(buf.reshape(-1)[start:], (kh, -(-(pixels - r) // group), group * c),
+                              (dilation[0] * row_len * c * size, group * c * size, size), writeable=False)
+            matmuls.append((taps, weights, products[g, :, r::group]))
+    return products, matmuls
+
+
+def _backward_step(input_shape, w_flipped, pads, dilation, out_hw, dtype):
+    """For one thread: ``step(image, grad, total, grad_input=None)`` adds one image's weight
+    gradient to ``total`` (KH, KW, C_in, C_out) and, if given, writes its input gradient.
+
+    One channels-last copy of the output gradient serves both: it is zero-padded by the
+    kernel's span on a flat grid whose rows are as long as the padded input's, Wp = W_out + span.
+    Read row by row (zeros past W_out), its interior is the gradient of every position of the
+    input's grid: each tap's view of the input times it gives that tap's weight gradient.
+    Correlated with the flipped kernel (:func:`_tap_products`), the grid gives the padded
+    input's gradient, of which rows ``top...`` are computed.
+    """
+    kh, kw, c_out, c_in = w_flipped.shape
+    (h, w), (ho, wo), row_len = input_shape[2:], out_hw, input_shape[3] + pads[2] + pads[3]
+    span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    image_buf, image = _flat_grid(c_in, (h, w), pads, row_len, span_w, dtype)
+    grad_buf, grad = _flat_grid(c_out, out_hw, (span_h, span_h, span_w, span_w), row_len, span_w, dtype,
+                                channels_last=True)
+    image_taps = _shifted_taps(image_buf, (kh, kw), dilation, row_len, 0, ho)   # (KH, KW, C_in, H_out*Wp)
+    first = span_h * row_len + span_w
+    grad_rows = grad_buf[first:first + ho * row_len]                               # (H_out*Wp, C_out)
+    w_products = np.empty((kh, kw, c_in, c_out), dtype=dtype)
+    x_products, matmuls = _tap_products(grad_buf, w_flipped, dilation, row_len, pads[0], h)
+    x_total = np.empty((h, row_len, c_in), dtype=dtype)
+
+    def step(one_image, one_grad, total, grad_input=None):
+        image[...] = one_image
+        grad[...] = one_grad.transpose(1, 2, 0)
+        np.matmul(image_taps, grad_rows, out=w_products)          # KH*KW products (C_in, pixels) @ (pixels, C_out)
+        total += w_products
+        if grad_input is not None:
+            for taps, weights, out in matmuls:
+                np.matmul(taps, weights, out=out)
+            np.add.reduce(x_products.reshape(-1, x_total.size), axis=0, out=x_total.reshape(-1))
+            grad_input[...] = x_total[:, pads[2]:pads[2] + w].transpose(2, 0, 1)
     return step
 
 
 def _conv2d_backward_shifted(grad_output, input, weight, pads, dilation, input_grad=True):
-    """Gradients of the stride-1 conv2d, image by image. The input's gradient is the output
-    gradient, padded by the kernel's span, correlated with the flipped kernel (only the
-    unpadded input's rows and columns are computed). Returns ``(grad_input or None, grad_weight)``."""
-    (n, c_in, h, w), (c_out, _, kh, kw), out_hw = input.shape, weight.shape, grad_output.shape[2:]
-    span_h, span_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    """Gradients of the stride-1 conv2d, image by image (see :func:`_backward_step`);
+    returns ``(grad_input or None, grad_weight)``."""
+    (n, c_in), (c_out, _, kh, kw) = input.shape[:2], weight.shape
     w_flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))  # (KH, KW, C_out, C_in)
     grad_input = np.empty(input.shape, dtype=input.dtype) if input_grad else None
 
     def work(start, stop):
         total = np.zeros((kh, kw, c_in, c_out), dtype=input.dtype)
-        step = _weight_grad_step(input.shape, c_out, (kh, kw), pads, dilation, out_hw, input.dtype)
-        if input_grad:                                          # rows pads[0]... of the padded input's grid
-            correlate = _correlator(w_flipped, out_hw, (span_h, span_h, span_w, span_w), dilation,
-                                    pads[0], h, slice(pads[2], pads[2] + w), input.dtype)
+        step = _backward_step(input.shape, w_flipped, pads, dilation, grad_output.shape[2:], input.dtype)
         for i in range(start, stop):
-            step(input[i], grad_output[i], total)
-            if input_grad:
-                correlate(grad_output[i], grad_input[i])
+            step(input[i], grad_output[i], total, None if grad_input is None else grad_input[i])
         return total
 
     total = sum(_split_images(work, n))

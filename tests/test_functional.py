@@ -105,8 +105,10 @@ def test_conv2d_loop_equals_vectorized(case):
     ((2, 6, 9, 11), (6, 2, 3, 2), dict(stride=2, dilation=(1, 2), groups=3, padding="valid")),
     ((2, 3, 8, 8), (4, 3, 4, 4), dict(padding="same", dilation=2)),
     ((2, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),              # shifted-view path from here on
+    ((2, 32, 14, 14), (64, 32, 3, 3), dict(padding=1)),
     ((2, 64, 14, 14), (64, 64, 3, 3), dict(padding=1)),
     ((2, 16, 9, 7), (8, 16, 2, 3), dict(padding="same", dilation=(1, 2))),
+    ((3, 16, 6, 5), (4, 16, 1, 3), dict(padding=(2, 0))),            # padding beyond the kernel's span
 ])
 def test_conv2d_float32_matches_torch(shape, weight, kw):
     case = dict(shape=shape, weight=weight, bias=True)
@@ -137,6 +139,26 @@ def test_conv2d_shifted_path_matches_torch_and_loop(case):
         else:
             assert_close(mine, theirs)
             np.testing.assert_allclose(mine, loop, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("pads, kernel, dilation", [((1, 2, 2, 1), (2, 4), (1, 1)), ((0, 0, 1, 1), (1, 2), (1, 2)),
+                                                      ((2, 2, 0, 0), (1, 1), (1, 1))])
+def test_flat_grid_rows_share_their_zero_columns(pads, kernel, dilation):
+    """Rows W + max(left, right) long: every tap's shifted view reads the zero-padded image."""
+    x = np.arange(1.0, 13.0).reshape(1, 3, 4)
+    top, bottom, left, right = pads
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right)))
+    span = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    ho, wo = padded.shape[1] - span[0], padded.shape[2] - span[1]
+    row_len = 4 + max(left, right, left + right - span[1])
+    buf, interior = F._flat_grid(1, (3, 4), pads, row_len, span[1], np.float64)
+    interior[...] = x
+    taps = F._shifted_taps(buf, kernel, dilation, row_len, 0, ho)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            view = taps[i, j].reshape(1, ho, row_len)[:, :, :wo]
+            np.testing.assert_array_equal(view, padded[:, i * dilation[0]:i * dilation[0] + ho,
+                                                          j * dilation[1]:j * dilation[1] + wo])
 
 
 def test_conv2d_threads_split_the_batch_without_changing_results():
