@@ -17,6 +17,13 @@ def _plt():
     return plt
 
 
+def _integer_xticks(ax):
+    """Ticks only at whole numbers on the x axis (epochs, layers: no "epoch 2.5")."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _to_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):  # torch tensor, without importing torch
         x = x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
@@ -118,9 +125,7 @@ def plot_history(history, metrics: Sequence[str] = ("loss", "accuracy"), axes=No
                 epochs = np.arange(1, len(hist[key]) + 1)
                 ax.plot(epochs, hist[key], style, marker="o", ms=3, label=f"{prefix}{kind}")
         ax.set_xlabel("epoch")
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_xticks(ax)
         ax.set_ylabel(m)
         ax.set_title(m if title is None else f"{title}: {m}")
         ax.grid(alpha=0.3)
@@ -149,10 +154,7 @@ def plot_curves(curves: Mapping[str, object], xlabel: str = "epoch", ylabel: str
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     if logy:
         ax.set_yscale("log")
-    if xlabel == "epoch" or xlabel == "layer":
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_xticks(ax)                 # x counts steps 1..T, whatever its label
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
