@@ -312,7 +312,7 @@ def _batch_last(x, pads):
     return xp
 
 
-def _im2col(input, kernel, stride, dilation, pads, out_hw):
+def _im2col_batch_last(input, kernel, stride, dilation, pads, out_hw):
     """Copy every receptive field into a column: (C*KH*KW, H_out*W_out*N), batch axis last."""
     xp = _batch_last(input, pads)                              # (C, Hp, Wp, N)
     c, n = xp.shape[0], xp.shape[3]
@@ -324,22 +324,20 @@ def _im2col(input, kernel, stride, dilation, pads, out_hw):
     return cols.reshape(c * kernel[0] * kernel[1], -1)
 
 
-def _conv2d_im2col(input, weight, bias, stride, pads, dilation, groups, out_hw):
-    """conv2d through im2col and one matrix product per group; returns ``(output, columns)``."""
+def _conv2d_batch_last(input, weight, bias, cols, groups, out_hw):
+    """conv2d on batch-last columns (G, C_in/G*KH*KW, H_out*W_out*N), one matrix product per group."""
     c_out = weight.shape[0]
-    cols = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw)
-    cols = cols.reshape(groups, -1, cols.shape[1])              # (G, C_in/G*KH*KW, H_out*W_out*N)
     w = weight.reshape(groups, c_out // groups, -1)             # (G, C_out/G, C_in/G*KH*KW)
     out = np.matmul(w, cols).reshape(c_out, -1)                 # one BLAS product per group
     if bias is not None:
         out += bias[:, None]
     out = _transpose(out.reshape(-1, input.shape[0]))           # (C_out*H_out*W_out, N) -> (N, ...)
-    return out.reshape(input.shape[0], c_out, *out_hw), cols
+    return out.reshape(input.shape[0], c_out, *out_hw)
 
 
-def _conv2d_backward_im2col(grad_output, cols, weight, input_shape, stride, pads, dilation, groups,
-                            input_grad=True):
-    """Gradients of conv2d from the saved columns; returns ``(grad_input or None, grad_weight)``."""
+def _conv2d_backward_batch_last(grad_output, cols, weight, input_shape, stride, pads, dilation, groups,
+                                input_grad=True):
+    """Gradients of conv2d from batch-last columns; returns ``(grad_input or None, grad_weight)``."""
     n, c_in, h, w = input_shape
     c_out, _, kh, kw = weight.shape
     out_hw = grad_output.shape[2:]
@@ -358,6 +356,104 @@ def _conv2d_backward_im2col(grad_output, cols, weight, input_shape, stride, pads
             grad_xp[:, rows, columns] += grad_cols[:, i, j]
     grad_input = np.ascontiguousarray(grad_xp[:, top:top + h, left:left + w]).reshape(-1, n)
     return _transpose(grad_input).reshape(input_shape), grad_w                 # back to (N, C, H, W)
+
+
+def _im2col_batch_first(input, kernel, stride, dilation, pads, out_hw, groups):
+    """Copy every receptive field into a column, image by image: (N, G, C/G*KH*KW, H_out*W_out).
+
+    The batch axis stays first, so each image's product with the filters is already the
+    image's (C_out, H_out*W_out) output: nothing is transposed, before or after. One strided
+    view of the padded images holds every tap; one copy per block of images (one block per
+    thread) turns it into columns.
+    """
+    xp = _pad(input, pads)
+    (n, c), s, (kh, kw) = input.shape[:2], xp.strides, kernel
+    taps = as_strided(xp, (n, c, kh, kw, *out_hw),
+                      (s[0], s[1], s[2] * dilation[0], s[3] * dilation[1], s[2] * stride[0], s[3] * stride[1]),
+                      writeable=False)
+    cols = np.empty((n, groups, c // groups * kh * kw, out_hw[0] * out_hw[1]), dtype=input.dtype)
+
+    def work(start, stop):
+        cols[start:stop].reshape(stop - start, *taps.shape[1:])[...] = taps[start:stop]
+
+    _split_images(work, n, limit_blas=False)
+    return cols
+
+
+def _conv2d_batch_first(input, weight, bias, cols, groups, out_hw):
+    """conv2d on batch-first columns (N, G, C_in/G*KH*KW, H_out*W_out), one product per image and group."""
+    n, c_out = input.shape[0], weight.shape[0]
+    w = weight.reshape(groups, c_out // groups, -1)             # (G, C_out/G, C_in/G*KH*KW)
+    out = np.empty((n, c_out, *out_hw), dtype=input.dtype)
+
+    def work(start, stop):
+        block = out[start:stop].reshape(stop - start, groups, c_out // groups, -1)
+        np.matmul(w, cols[start:stop], out=block)
+        if bias is not None:
+            block += bias.reshape(groups, -1, 1)
+
+    _split_images(work, n)
+    return out
+
+
+def _conv2d_backward_batch_first(grad_output, cols, weight, input_shape, stride, pads, dilation, groups,
+                                 input_grad=True):
+    """Gradients of conv2d from batch-first columns; returns ``(grad_input or None, grad_weight)``.
+
+    The input's gradient is col2im: the columns' gradient, each tap added back (one strided
+    add per tap) where im2col copied it from.
+    """
+    n, c_in, h, w = input_shape
+    c_out, _, kh, kw = weight.shape
+    out_hw = grad_output.shape[2:]
+    w_t = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)   # (G, C_in/G*KH*KW, C_out/G)
+    top, bottom, left, right = pads
+    grad_input = np.empty(input_shape, dtype=grad_output.dtype) if input_grad else None
+
+    def work(start, stop):
+        g = grad_output[start:stop].reshape(stop - start, groups, c_out // groups, -1)
+        grad_w = np.matmul(g, cols[start:stop].transpose(0, 1, 3, 2)).sum(axis=0)   # (G, C_out/G, C_in/G*KH*KW)
+        if grad_input is not None:
+            grad_cols = np.matmul(w_t, g).reshape(stop - start, c_in, kh, kw, *out_hw)
+            grad_xp = np.zeros((stop - start, c_in, h + top + bottom, w + left + right), dtype=g.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    grad_xp[_tap(i, j, stride, dilation, out_hw)] += grad_cols[:, :, i, j]
+            grad_input[start:stop] = grad_xp[:, :, top:top + h, left:left + w]
+        return grad_w
+
+    return grad_input, sum(_split_images(work, n)).reshape(weight.shape)
+
+
+# im2col in two layouts. Batch first, each image's product with the filters is its output,
+# so nothing is transposed; but each product is as small as one image. Batch last, one
+# product serves the whole batch; the output and its gradient are transposed to (and from)
+# NCHW. Measured here: batch first wins on large images (28x28 outputs: 1->32 channels 2.7x
+# faster), batch last on small ones (10x10 and 7x7: 1.5x faster).
+_BATCH_FIRST_MIN_PIXELS = 256   # H_out * W_out
+
+
+def _im2col(input, kernel, stride, dilation, pads, out_hw, groups):
+    """Columns for conv2d: batch first (N, G, K, H_out*W_out) on large outputs, else batch last (G, K, H_out*W_out*N),
+    with K = C_in/G*KH*KW."""
+    if out_hw[0] * out_hw[1] >= _BATCH_FIRST_MIN_PIXELS:
+        return _im2col_batch_first(input, kernel, stride, dilation, pads, out_hw, groups)
+    cols = _im2col_batch_last(input, kernel, stride, dilation, pads, out_hw)
+    return cols.reshape(groups, -1, cols.shape[1])
+
+
+def _conv2d_im2col(input, weight, bias, stride, pads, dilation, groups, out_hw):
+    """conv2d through im2col; returns ``(output, columns)``."""
+    cols = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw, groups)
+    conv = _conv2d_batch_first if cols.ndim == 4 else _conv2d_batch_last
+    return conv(input, weight, bias, cols, groups, out_hw), cols
+
+
+def _conv2d_backward_im2col(grad_output, cols, weight, input_shape, stride, pads, dilation, groups,
+                            input_grad=True):
+    """Gradients of conv2d from the saved columns (either layout); returns ``(grad_input or None, grad_weight)``."""
+    backward = _conv2d_backward_batch_first if cols.ndim == 4 else _conv2d_backward_batch_last
+    return backward(grad_output, cols, weight, input_shape, stride, pads, dilation, groups, input_grad)
 
 
 # The stride-1 path: no im2col. On a zero-padded image flattened per channel, with rows of
@@ -585,9 +681,9 @@ def _conv2d_backward(grad_output, saved, weight, input_shape, stride, pads, dila
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in every deep-learning library) over NCHW input.
 
-    Vectorized: the receptive fields are copied into the columns of one matrix (im2col:
-    one strided slice per kernel tap, batch axis last so every copy moves long contiguous
-    runs), which one BLAS matrix product multiplies by the filters. Stride-1 convolutions
+    Vectorized: each image's receptive fields are copied into the columns of a matrix
+    (im2col: one strided view of every kernel tap, copied once), which one BLAS matrix
+    product multiplies by the filters, giving the image's output directly. Stride-1 convolutions
     with ``groups=1`` and at least 16 input channels skip that copy: on the flattened
     padded image every kernel tap is a shifted view that BLAS reads in place, one image at
     a time, and the taps' products are summed; the batch is split across
@@ -640,6 +736,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv2d_forward(input, weight, bias, stride, pads, dilation, groups, out_hw)[0]
 
 
+def _bias_grad(grad_output):
+    """The bias gradient of a conv2d, ``grad_output.sum(axis=(0, 2, 3))``, summed in two steps:
+    first over the batch (adding whole contiguous images), then over each channel's pixels.
+    About 2.5 times faster here than one sum over the scattered axes, and no BLAS call (whose
+    idle worker threads would keep spinning on the cores for a while)."""
+    return grad_output.sum(axis=0).reshape(grad_output.shape[1], -1).sum(axis=1)
+
+
 def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
 
@@ -670,11 +774,10 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     _check_grad_output(fn, grad_output, (input.shape[0], weight.shape[0], *out_hw), input.dtype)
     saved = input
     if not _use_shifted(weight, stride, groups):
-        cols = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw)
-        saved = cols.reshape(groups, -1, cols.shape[1])
+        saved = _im2col(input, weight.shape[2:], stride, dilation, pads, out_hw, groups)
     grad_input, grad_weight = _conv2d_backward(grad_output, saved, weight, input.shape,
                                                stride, pads, dilation, groups)
-    grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
+    grad_bias = None if bias is None else _bias_grad(grad_output)
     return grad_input, grad_weight, grad_bias
 
 

@@ -352,7 +352,7 @@ class Conv2d(Module):
                                                      stride, pads, dilation, groups, input_grad)
         _accumulate(self.weight, grad_weight)
         if self.bias is not None:
-            _accumulate(self.bias, grad_output.sum(axis=(0, 2, 3)))
+            _accumulate(self.bias, F._bias_grad(grad_output))
         return grad_input
 
     def extra_repr(self):

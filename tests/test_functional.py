@@ -100,6 +100,28 @@ def test_conv2d_loop_equals_vectorized(case):
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("min_pixels", [0, 10 ** 9], ids=["batch-first", "batch-last"])
+@given(case=conv_cases())
+def test_conv2d_im2col_layouts_match_torch(min_pixels, case):
+    """Both im2col layouts, forced for any output size (outputs from 16x16 up take batch first)."""
+    x, w, b = conv_arrays(case, seed=2)
+    kw = conv_kwargs(case)
+    out, grad, grads = torch_run(lambda x, w, b: TF.conv2d(x, w, b, **kw), [x, w, b])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(F, "_BATCH_FIRST_MIN_PIXELS", min_pixels)
+        patch.setattr(F, "_SHIFTED_MIN_CHANNELS", 10 ** 9)
+        probe = F._im2col(np.zeros((1, 1, 2, 2)), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), (2, 2), 1)
+        assert probe.ndim == (4 if min_pixels == 0 else 3)
+        assert_close(F.conv2d(x, w, b, **kw), out)
+        ours = F.conv2d_backward(grad, x, w, b, **kw)
+    for mine, theirs in zip(ours, grads):
+        if theirs is None:
+            assert mine is None
+        else:
+            assert_close(mine, theirs)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("shape, weight, kw", [
     ((4, 1, 28, 28), (8, 1, 3, 3), dict(padding=1)),
     ((2, 6, 9, 11), (6, 2, 3, 2), dict(stride=2, dilation=(1, 2), groups=3, padding="valid")),
