@@ -2,22 +2,29 @@
 
 Issue 3's speed targets, for the layers of a small Fashion-MNIST CNN (batch 128, float32):
 ``Conv2d`` (3x3, padding 1) forward plus backward within 1.5x of torch, ``MaxPool2d(2)``
-within 2x. Both sides compute every gradient (input, weight, bias). Repetitions rotate
-between the contenders and the medians are compared, so all see the same machine load.
-torch runs with its default threads. cnnbook runs twice: as it comes (its stride-1
-convolutions and its tiling max pool split the batch over
-``cnnbook.functional.get_num_threads()`` threads, with BLAS on one thread each; the
-1-channel layer's im2col product uses OpenBLAS's default threads), and on one thread
-(``set_num_threads(1)`` and BLAS limited to one thread with threadpoolctl). "met" judges
-cnnbook as it comes.
+within 2x. Both sides compute every gradient (input, weight, bias). Contenders are timed
+in rotating blocks of back-to-back calls and the medians are compared (see
+:func:`block_medians`), so all see the same machine load. torch runs with its default
+threads. cnnbook runs twice: as it comes (its convolutions and its tiling max pool split
+the batch over ``cnnbook.functional.get_num_threads()`` threads, with BLAS on one thread
+each), and on one thread (``set_num_threads(1)`` and BLAS limited to one thread with
+threadpoolctl). "met" judges cnnbook as it comes.
 
-    .venv/bin/python benchmarks/bench_numerics.py [--repeats 15]
+The process runs with glibc's malloc keeping freed memory (``MALLOC_MMAP_THRESHOLD_`` and
+``MALLOC_TRIM_THRESHOLD_`` set high; the script restarts itself with them): by default a
+large buffer freed by one call can go back to the system and the next call pays a page
+fault for every 4 KiB of fresh memory, and whether it does depends on what the process
+allocated before. That measured up to 3.5 times torch's own time for the same layer, so
+ratios changed with the order of the rows. ``--malloc default`` measures without it.
+
+    .venv/bin/python benchmarks/bench_numerics.py [--rounds 4] [--malloc steady|default]
 
 Prints a Markdown table (pasted into benchmarks/README.md) and the conditions of the run.
 """
 import argparse
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -87,18 +94,29 @@ def one_thread(fn):
     return limited
 
 
-def rotated_medians(contenders, repeats, warmup=2):
-    """Median seconds of each callable, rotating which one runs first."""
-    for _ in range(warmup):
-        for fn in contenders:
-            fn()
+def block_medians(contenders, rounds, per_block=5, settle=0.25):
+    """Median seconds per call of each callable, timed in blocks of back-to-back calls.
+
+    Each round runs every contender once, in rotated order, as one block: calls are first
+    repeated for ``settle`` seconds untimed (at least two), then ``per_block`` calls are timed
+    one by one. Settling matters on a 2-core machine: after a multi-threaded call, OpenBLAS's
+    idle worker threads keep spinning on the cores for about 0.1 s, and torch's OpenMP threads
+    for a shorter while, so the first calls of the *other* library would pay for them. Timed
+    calls run back to back, as in training (after a pause, a thread pool's second core starts
+    cold and a call can take twice as long).
+    """
     times = [[] for _ in contenders]
-    for r in range(repeats):
+    for r in range(rounds):
         for k in range(len(contenders)):
             i = (k + r) % len(contenders)
-            start = time.perf_counter()
-            contenders[i]()
-            times[i].append(time.perf_counter() - start)
+            start, calls = time.perf_counter(), 0
+            while calls < 2 or time.perf_counter() - start < settle:
+                contenders[i]()
+                calls += 1
+            for _ in range(per_block):
+                start = time.perf_counter()
+                contenders[i]()
+                times[i].append(time.perf_counter() - start)
     return [float(np.median(t)) for t in times]
 
 
@@ -117,12 +135,21 @@ def conditions():
             f"load average {os.getloadavg()[0]:.1f}")
 
 
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 32), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=4, help="blocks of 5 timed calls per contender")
+    parser.add_argument("--malloc", choices=["steady", "default"], default="steady",
+                        help="steady: restart with glibc malloc keeping freed memory (the default)")
     args = parser.parse_args(argv)
+    if args.malloc == "steady" and any(os.environ.get(k) != v for k, v in STEADY_MALLOC.items()):
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]],
+                  {**os.environ, **STEADY_MALLOC})
     rng = np.random.default_rng(0)
-    print(f"before: {conditions()}\n")
+    malloc = " ".join(f"{k}={os.environ[k]}" for k in STEADY_MALLOC if k in os.environ) or "glibc defaults"
+    print(f"before: {conditions()}\nmalloc: {malloc}\n")
     print("| forward + backward, batch 128, float32 | torch (ms) | cnnbook, default threads (ms) | ratio "
           "| cnnbook, 1 thread (ms) | ratio | target | met |")
     print("|---|---:|---:|---:|---:|---:|---:|:---:|")
@@ -131,7 +158,7 @@ def main(argv=None):
     rows += [(f"MaxPool2d(2), {c} channels, {size}x{size}", pool_pair(size, c, rng), POOL_TARGET) for size, c in POOLS]
     for label, (ours, theirs), target in rows:
         single = one_thread(ours)
-        times = rotated_medians([theirs, ours] + ([single] if single else []), args.repeats)
+        times = block_medians([theirs, ours] + ([single] if single else []), args.rounds)
         ratios = [t / times[0] for t in times[1:]]
         cells = [f"{t * 1e3:.1f} | {r:.2f}x" for t, r in zip(times[1:], ratios)] + ["–  | –"] * (2 - len(ratios))
         print(f"| {label} | {times[0] * 1e3:.1f} | {' | '.join(cells)} | {target}x | "
