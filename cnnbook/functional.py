@@ -681,9 +681,10 @@ def _conv2d_backward(grad_output, saved, weight, input_shape, stride, pads, dila
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in every deep-learning library) over NCHW input.
 
-    Vectorized: each image's receptive fields are copied into the columns of a matrix
-    (im2col: one strided view of every kernel tap, copied once), which one BLAS matrix
-    product multiplies by the filters, giving the image's output directly. Stride-1 convolutions
+    Vectorized: the receptive fields are copied into the columns of a matrix (im2col: one
+    strided view of every kernel tap, copied once) that BLAS multiplies by the filters,
+    image by image when the output is at least 16x16 (each product is that image's
+    output), else in one product for the whole batch. Stride-1 convolutions
     with ``groups=1`` and at least 16 input channels skip that copy: on the flattened
     padded image every kernel tap is a shifted view that BLAS reads in place, one image at
     a time, and the taps' products are summed; the batch is split across

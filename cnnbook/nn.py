@@ -297,7 +297,9 @@ class Conv2d(Module):
     -----
     Stride-1 layers with ``groups=1`` and at least 16 input channels skip im2col and split
     the batch over :func:`cnnbook.functional.get_num_threads` threads (BLAS on one thread
-    each); the other layers use im2col and NumPy's BLAS with its own threads.
+    each). The other layers use im2col: image by image, split over the same threads, when
+    the output is at least 16x16; below that one product for the whole batch, with NumPy's
+    BLAS on its own threads.
 
     Shape
     -----
