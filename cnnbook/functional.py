@@ -348,14 +348,26 @@ def _conv2d_backward_batch_last(grad_output, cols, weight, input_shape, stride, 
     w_g = weight.reshape(groups, c_out // groups, -1)
     grad_cols = np.matmul(w_g.transpose(0, 2, 1), g)            # (G, C_in/G*KH*KW, H_out*W_out*N)
     grad_cols = grad_cols.reshape(c_in, kh, kw, *out_hw, n)
-    top, bottom, left, right = pads
-    grad_xp = np.zeros((c_in, h + top + bottom, w + left + right, n), dtype=grad_output.dtype)
-    for i in range(kh):                                         # col2im: one strided add per tap
+    grad_input = np.ascontiguousarray(_col2im(grad_cols, 1, (h, w), stride, pads, dilation)).reshape(-1, n)
+    return _transpose(grad_input).reshape(input_shape), grad_w                 # back to (N, C, H, W)
+
+
+def _col2im(grad_cols, tap_axis, in_hw, stride, pads, dilation):
+    """The input's gradient from the columns' gradient: each kernel tap's gradient is added
+    back (one strided add per tap) where im2col copied that tap from, then the padding is cropped.
+
+    ``grad_cols`` has the taps (KH, KW) at ``tap_axis`` followed by (H_out, W_out) and any
+    trailing axes; returns a view shaped like it with (H, W) in place of those four axes.
+    """
+    lead, (kh, kw, *out_hw), trail = (grad_cols.shape[:tap_axis], grad_cols.shape[tap_axis:tap_axis + 4],
+                                       grad_cols.shape[tap_axis + 4:])
+    (h, w), (top, bottom, left, right), skip = in_hw, pads, (slice(None),) * tap_axis
+    grad_xp = np.zeros((*lead, h + top + bottom, w + left + right, *trail), dtype=grad_cols.dtype)
+    for i in range(kh):
         for j in range(kw):
             _, rows, columns = _tap(i, j, stride, dilation, out_hw)
-            grad_xp[:, rows, columns] += grad_cols[:, i, j]
-    grad_input = np.ascontiguousarray(grad_xp[:, top:top + h, left:left + w]).reshape(-1, n)
-    return _transpose(grad_input).reshape(input_shape), grad_w                 # back to (N, C, H, W)
+            grad_xp[(*skip, rows, columns)] += grad_cols[(*skip, i, j)]
+    return grad_xp[(*skip, slice(top, top + h), slice(left, left + w))]
 
 
 def _im2col_batch_first(input, kernel, stride, dilation, pads, out_hw, groups):
@@ -398,16 +410,11 @@ def _conv2d_batch_first(input, weight, bias, cols, groups, out_hw):
 
 def _conv2d_backward_batch_first(grad_output, cols, weight, input_shape, stride, pads, dilation, groups,
                                  input_grad=True):
-    """Gradients of conv2d from batch-first columns; returns ``(grad_input or None, grad_weight)``.
-
-    The input's gradient is col2im: the columns' gradient, each tap added back (one strided
-    add per tap) where im2col copied it from.
-    """
+    """Gradients of conv2d from batch-first columns; returns ``(grad_input or None, grad_weight)``."""
     n, c_in, h, w = input_shape
     c_out, _, kh, kw = weight.shape
     out_hw = grad_output.shape[2:]
     w_t = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)   # (G, C_in/G*KH*KW, C_out/G)
-    top, bottom, left, right = pads
     grad_input = np.empty(input_shape, dtype=grad_output.dtype) if input_grad else None
 
     def work(start, stop):
@@ -415,11 +422,7 @@ def _conv2d_backward_batch_first(grad_output, cols, weight, input_shape, stride,
         grad_w = np.matmul(g, cols[start:stop].transpose(0, 1, 3, 2)).sum(axis=0)   # (G, C_out/G, C_in/G*KH*KW)
         if grad_input is not None:
             grad_cols = np.matmul(w_t, g).reshape(stop - start, c_in, kh, kw, *out_hw)
-            grad_xp = np.zeros((stop - start, c_in, h + top + bottom, w + left + right), dtype=g.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    grad_xp[_tap(i, j, stride, dilation, out_hw)] += grad_cols[:, :, i, j]
-            grad_input[start:stop] = grad_xp[:, :, top:top + h, left:left + w]
+            grad_input[start:stop] = _col2im(grad_cols, 2, (h, w), stride, pads, dilation)
         return grad_w
 
     return grad_input, sum(_split_images(work, n)).reshape(weight.shape)
