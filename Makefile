@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 $(DATA_STAMP): $(STAMP) cnnbook/data.py
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
-	$(PY) -m cnnbook.data
+	$(PY) -m cnnbook.pytorch.data
 	@mkdir -p data && touch $@
 
 ASSETS_STAMP := _vendor/.installed
@@ -58,7 +58,7 @@ check-html: book
 	$(PY) scripts/check_html.py
 
 student: setup
-	$(PY) -m cnnbook.student
+	$(PY) -m cnnbook.book.student
 
 bench: setup
 	$(PY) benchmarks/run_all.py

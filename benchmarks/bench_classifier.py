@@ -2,7 +2,7 @@
 
 Issue 6's targets, all ten classes, the full 10,000-image test set, trained from scratch:
 ``cpu`` at least 92.5% within 180 s of training on a 2-core CPU; ``gpu`` at least 95.0% within
-30 s on a CUDA GPU. Each configuration is trained by :func:`cnnbook.classifier.train_classifier`
+30 s on a CUDA GPU. Each configuration is trained by :func:`cnnbook.pytorch.classifier.train_classifier`
 (the call the chapter makes), once per seed; ``train_seconds`` is the wall-clock time of the
 training loop (epochs and their validation passes, not the data loading or the test scoring).
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from cnnbook import classifier as C
+from cnnbook.pytorch import classifier as C
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

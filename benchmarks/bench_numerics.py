@@ -6,7 +6,7 @@ within 2x. Both sides compute every gradient (input, weight, bias). Contenders a
 in rotating blocks of back-to-back calls and the medians are compared (see
 :func:`block_medians`), so all see the same machine load. torch runs with its default
 threads. cnnbook runs twice: as it comes (its convolutions and its tiling max pool split
-the batch over ``cnnbook.functional.get_num_threads()`` threads, with BLAS on one thread
+the batch over ``cnnbook.scratch.functional.get_num_threads()`` threads, with BLAS on one thread
 each), and on one thread (``set_num_threads(1)`` and BLAS limited to one thread with
 threadpoolctl). "met" judges cnnbook as it comes.
 
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as TF
 
-from cnnbook import functional as F, nn
+from cnnbook.scratch import functional as F, nn
 
 BATCH = 128
 CONVS = [(28, 1, 32), (28, 32, 32), (14, 32, 64), (14, 64, 64)]   # (H = W, C_in, C_out)

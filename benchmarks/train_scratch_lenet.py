@@ -1,4 +1,4 @@
-"""Train the from-scratch LeNet (cnnbook.nn + cnnbook.optim, NumPy only) on Fashion-MNIST.
+"""Train the from-scratch LeNet (cnnbook.scratch.nn + cnnbook.scratch.optim, NumPy only) on Fashion-MNIST.
 
 Issue 3's end-to-end check: at least 85% accuracy on the full 10,000-image test set after
 under 2 minutes of training on the book's 2-core machine, and identical predictions from
@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from cnnbook import scratch
+from cnnbook.scratch import lenet as scratch_lenet
 
 TARGET_ACCURACY, TARGET_SECONDS = 0.85, 120.0
 
@@ -50,10 +50,10 @@ def plot_loss(history, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    (x_train, y_train), (x_test, y_test) = scratch.load_fashion_mnist()
+    (x_train, y_train), (x_test, y_test) = scratch_lenet.load_fashion_mnist()
     rng = np.random.default_rng(args.seed)
-    model = scratch.lenet(batch_norm=not args.no_batch_norm, generator=rng)
-    history = scratch.train_scratch(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+    model = scratch_lenet.lenet(batch_norm=not args.no_batch_norm, generator=rng)
+    history = scratch_lenet.train_scratch(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                                     lr=args.lr, subset=args.subset, test=(x_test, y_test), generator=rng,
                                     progress=not args.no_progress)
     acc, seconds = history["test_accuracy"][-1], history["seconds"]
@@ -66,7 +66,7 @@ def main(argv=None):
     print(f"test accuracy (10,000 images) per epoch: " + ", ".join(f"{a:.4f}" for a in history["test_accuracy"])
           + f" (target >= {TARGET_ACCURACY})")
     print(f"final training loss (mean of last 50 batches): {np.mean(history['loss'][-50:]):.4f}")
-    check = scratch.compare_with_torch(model, scratch.lenet_torch(batch_norm=not args.no_batch_norm), x_test)
+    check = scratch_lenet.compare_with_torch(model, scratch_lenet.lenet_torch(batch_norm=not args.no_batch_norm), x_test)
     print(f"PyTorch with the same weights (float64): {check['n'] - check['n_different']:,}/{check['n']:,} "
           f"identical predictions, max logit difference {check['max_logit_difference']:.2e}")
     assert check["same_predictions"], check

@@ -1,20 +1,19 @@
 """cnnbook: the helper package of the book *Convolutional Neural Networks in Python*.
 
-Submodules (imported on demand, so ``import cnnbook`` stays light and NumPy-only code never
-pulls in torch): ``data``, ``utils``, ``functional``, ``nn``, ``optim``, ``gradcheck``,
-``train``, ``metrics``, ``models``, ``plots``, ``widgets``, ``scratch``,
-``classifier``, ``explain``, ``exercises``, ``student``.
+Three parts, one folder each (imported on demand, so ``import cnnbook`` stays light):
+
+- :mod:`cnnbook.scratch` — every building block written from scratch in NumPy, with
+  PyTorch's names: ``functional`` (the definitions, loop version first), ``nn`` (layers),
+  ``optim`` (optimizers), ``gradcheck`` (numerical gradients), ``lenet`` (chapter 2's
+  network trained end to end). This part never imports torch.
+- :mod:`cnnbook.pytorch` — tools built on PyTorch for chapters 3-6: ``data``
+  (Fashion-MNIST), ``models``, ``train`` (the training loop and callbacks),
+  ``classifier`` (chapter 5's task), ``explain``, ``metrics``, ``plots``, ``utils``.
+- :mod:`cnnbook.book` — the book's own machinery: ``widgets``, ``exercises`` (checkers),
+  ``student`` (the student edition).
 """
-import importlib
+from cnnbook._lazy import lazy_submodules
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"data", "utils", "functional", "nn", "optim", "gradcheck", "train",
-               "metrics", "models", "widgets", "exercises", "student", "plots", "scratch",
-               "classifier", "explain"}
-
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'cnnbook' has no attribute {name!r}")
+__getattr__ = lazy_submodules(__name__, ["scratch", "pytorch", "book"])

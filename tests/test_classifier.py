@@ -1,4 +1,4 @@
-"""cnnbook.classifier: augmentation, models, configurations, the training call (on tiny tensors)."""
+"""cnnbook.pytorch.classifier: augmentation, models, configurations, the training call (on tiny tensors)."""
 import dataclasses
 
 import pytest
@@ -6,8 +6,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnnbook import classifier as C
-from cnnbook.data import CLASSES
+from cnnbook.pytorch import classifier as C
+from cnnbook.pytorch.data import CLASSES
 
 
 def shift_flip_loop(image, dy, dx, flip, max_shift, fill):

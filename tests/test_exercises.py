@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnbook import exercises as ex
+from cnnbook.book import exercises as ex
 
 
 def _t(a):
@@ -471,7 +471,7 @@ def test_transfer_head():
 # --------------------------------------------------------------------------- cnnbook's reference passes its own checks
 
 def test_cnnbook_functional_passes_the_checkers():
-    cf = pytest.importorskip("cnnbook.functional")
+    cf = pytest.importorskip("cnnbook.scratch.functional")
     assert_passes(ex.check_conv2d(lambda x, w, b=None, stride=1, padding=0: cf.conv2d(x, w, b, stride=stride, padding=padding)))
     assert_passes(ex.check_max_pool2d(lambda x, k, stride=None: cf.max_pool2d(x, k, stride=stride)))
     assert_passes(ex.check_log_softmax(lambda z: cf.log_softmax(z, dim=-1)))

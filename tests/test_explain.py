@@ -1,4 +1,4 @@
-"""cnnbook.explain: saliency and Grad-CAM against their definitions, on small models."""
+"""cnnbook.pytorch.explain: saliency and Grad-CAM against their definitions, on small models."""
 import matplotlib
 import pytest
 import torch
@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from cnnbook import explain as E
-from cnnbook.classifier import FashionCNN
+from cnnbook.pytorch import explain as E
+from cnnbook.pytorch.classifier import FashionCNN
 
 matplotlib.use("Agg")
 

@@ -1,4 +1,4 @@
-"""cnnbook.functional against PyTorch: values and gradients, loop == vectorized, golden cases, errors."""
+"""cnnbook.scratch.functional against PyTorch: values and gradients, loop == vectorized, golden cases, errors."""
 import os
 import signal
 import time
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, strategies as st
 
-from cnnbook import functional as F, nn
+from cnnbook.scratch import functional as F, nn
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-5)}
 

@@ -1,12 +1,12 @@
-"""cnnbook.gradcheck: the checker itself, and centred-difference checks of every backward."""
+"""cnnbook.scratch.gradcheck: the checker itself, and centred-difference checks of every backward."""
 import doctest
 
 import numpy as np
 import pytest
 
-import cnnbook.gradcheck
-from cnnbook import functional as F, nn
-from cnnbook.gradcheck import GradcheckError, gradcheck, gradcheck_module, numerical_gradient, relative_error
+import cnnbook.scratch.gradcheck
+from cnnbook.scratch import functional as F, nn
+from cnnbook.scratch.gradcheck import GradcheckError, gradcheck, gradcheck_module, numerical_gradient, relative_error
 
 RNG = np.random.default_rng(0)
 
@@ -137,5 +137,5 @@ def test_gradcheck_errors(name, call, error, match):
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(cnnbook.gradcheck)
+    result = doctest.testmod(cnnbook.scratch.gradcheck)
     assert result.attempted > 3 and result.failed == 0

@@ -1,4 +1,4 @@
-"""cnnbook.metrics against scikit-learn, on hand-checkable and hypothesis-drawn labels."""
+"""cnnbook.pytorch.metrics against scikit-learn, on hand-checkable and hypothesis-drawn labels."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from cnnbook import metrics as M
-from cnnbook import plots
+from cnnbook.pytorch import metrics as M
+from cnnbook.pytorch import plots
 
 
 @st.composite

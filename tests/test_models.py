@@ -1,9 +1,9 @@
-"""cnnbook.models: output shapes, parameter counts by hand, the residual block, summary, init."""
+"""cnnbook.pytorch.models: output shapes, parameter counts by hand, the residual block, summary, init."""
 import pytest
 import torch
 from torch import nn
 
-from cnnbook import models as Mo
+from cnnbook.pytorch import models as Mo
 
 ALL = [Mo.LeNet, Mo.AlexNetStyle, Mo.VGGStyle, Mo.ResNetStyle, Mo.SmallCNN]
 

@@ -1,4 +1,4 @@
-"""cnnbook.nn layers against torch.nn: outputs, gradients, state_dict, modes, init, errors."""
+"""cnnbook.scratch.nn layers against torch.nn: outputs, gradients, state_dict, modes, init, errors."""
 import copy
 import doctest
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-import cnnbook.functional
-import cnnbook.nn
-from cnnbook import nn
+import cnnbook.scratch.functional
+import cnnbook.scratch.nn
+from cnnbook.scratch import nn
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 
@@ -74,7 +74,7 @@ def test_layer_matches_torch(name, training):
 
 
 def lenet_pair(batch_norm=True):
-    """The same small CNN in cnnbook.nn and torch.nn."""
+    """The same small CNN in cnnbook.scratch.nn and torch.nn."""
     def build(m):
         norm = [m.BatchNorm2d(6)] if batch_norm else []
         return m.Sequential(m.Conv2d(1, 6, 5, padding=2), *norm, m.ReLU(), m.MaxPool2d(2),
@@ -230,7 +230,7 @@ def test_conv_layer_float32_weight_gradient_only(c_in):
     layer = nn.Conv2d(c_in, 8, 3, padding=1, generator=np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((3, c_in, 9, 8)).astype(np.float32)
     grad = np.random.default_rng(2).standard_normal((3, 8, 9, 8)).astype(np.float32)
-    assert cnnbook.functional._use_shifted(layer.weight.data, layer.stride, layer.groups) == (c_in == 16)
+    assert cnnbook.scratch.functional._use_shifted(layer.weight.data, layer.stride, layer.groups) == (c_in == 16)
     xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(layer.weight.data, requires_grad=True)
     out = torch.nn.functional.conv2d(xt, wt, torch.tensor(layer.bias.data), padding=1)
     out.backward(torch.from_numpy(grad))
@@ -305,7 +305,7 @@ MODULE_ERRORS = [
      r"BatchNorm1d: input must be 2 or 3-dimensional"),
     ("dropout p", lambda: nn.Dropout(-0.1), ValueError, r"Dropout: dropout probability p must be between 0 and 1"),
     ("sequential", lambda: nn.Sequential(nn.ReLU(), lambda x: x), TypeError,
-     r"Sequential: argument 1 must be a cnnbook.nn.Module, got function"),
+     r"Sequential: argument 1 must be a cnnbook.scratch.nn.Module, got function"),
     ("backward first", lambda: nn.Linear(2, 2).backward(np.zeros((1, 2))), RuntimeError,
      r"Linear.backward: nothing saved from a forward pass; call forward first"),
     ("loss backward first", lambda: nn.CrossEntropyLoss().backward(), RuntimeError, r"CrossEntropyLoss.backward: nothing saved"),
@@ -323,27 +323,27 @@ def test_module_errors(name, call, error, match):
         call()
 
 
-@pytest.mark.parametrize("module", [cnnbook.functional, cnnbook.nn])
+@pytest.mark.parametrize("module", [cnnbook.scratch.functional, cnnbook.scratch.nn])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 5 and result.failed == 0
 
 
 def test_scratch_lenet_trains_on_real_data_and_matches_torch():
-    from cnnbook import scratch
+    from cnnbook.scratch import lenet as scratch_lenet
 
-    (x_train, y_train), (x_test, y_test) = scratch.load_fashion_mnist()
+    (x_train, y_train), (x_test, y_test) = scratch_lenet.load_fashion_mnist()
     assert x_train.shape == (60000, 1, 28, 28) and x_train.dtype == np.float32 and y_test.shape == (10000,)
     assert 0.0 <= x_train.min() and x_train.max() <= 1.0 and set(np.unique(y_train)) == set(range(10))
-    model = scratch.lenet(generator=np.random.default_rng(0))
-    assert list(model.state_dict()) == list(scratch.lenet_torch().state_dict())
-    history = scratch.train_scratch(model, x_train, y_train, epochs=2, batch_size=64, subset=1024,
+    model = scratch_lenet.lenet(generator=np.random.default_rng(0))
+    assert list(model.state_dict()) == list(scratch_lenet.lenet_torch().state_dict())
+    history = scratch_lenet.train_scratch(model, x_train, y_train, epochs=2, batch_size=64, subset=1024,
                                     test=(x_test[:500], y_test[:500]), progress=False)
     assert len(history["loss"]) == 2 * 16 and history["n_train"] == 1024
     assert np.mean(history["loss"][-8:]) < np.mean(history["loss"][:8])   # it learns
     assert history["lr"][0] == 3e-3 and history["lr"][-1] < 3e-4            # linear decay
     assert history["test_accuracy"][-1] > 0.4                              # 10 classes: chance is 0.1
-    check = scratch.compare_with_torch(model, scratch.lenet_torch(), x_test[:300])
+    check = scratch_lenet.compare_with_torch(model, scratch_lenet.lenet_torch(), x_test[:300])
     assert check["same_predictions"] and check["max_logit_difference"] < 1e-9
 
 
@@ -351,7 +351,7 @@ def test_numpy_modules_never_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, cnnbook.functional, cnnbook.nn, cnnbook.optim, cnnbook.gradcheck, cnnbook.scratch; "
+    code = ("import sys, cnnbook.scratch.functional, cnnbook.scratch.nn, cnnbook.scratch.optim, cnnbook.scratch.gradcheck, cnnbook.scratch.lenet; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

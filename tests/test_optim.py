@@ -1,12 +1,12 @@
-"""cnnbook.optim against torch.optim: trajectories over 25 steps for every option, groups, errors."""
+"""cnnbook.scratch.optim against torch.optim: trajectories over 25 steps for every option, groups, errors."""
 import doctest
 
 import numpy as np
 import pytest
 import torch
 
-import cnnbook.optim
-from cnnbook import nn, optim
+import cnnbook.scratch.optim
+from cnnbook.scratch import nn, optim
 
 STEPS = 25
 
@@ -138,7 +138,7 @@ ERRORS = [
     ("betas pair", lambda p: optim.AdamW(p, betas=0.9), ValueError, r"AdamW: betas must be a pair of floats"),
     ("eps", lambda p: optim.RMSprop(p, eps=-1e-8), ValueError, r"RMSprop: eps must be a number >= 0.0"),
     ("arrays", lambda p: optim.SGD([np.zeros(3)], lr=0.1), TypeError,
-     r"SGD: params must be cnnbook.nn.Parameter objects \(e.g. model.parameters\(\)\), got ndarray"),
+     r"SGD: params must be cnnbook.scratch.nn.Parameter objects \(e.g. model.parameters\(\)\), got ndarray"),
     ("single", lambda p: optim.SGD(p[0], lr=0.1), TypeError, r"SGD: params must be an iterable of Parameters"),
     ("empty", lambda p: optim.Adam([]), ValueError, r"Adam: got an empty parameter list"),
 ]
@@ -160,5 +160,5 @@ def test_nan_gradient_is_refused():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(cnnbook.optim)
+    result = doctest.testmod(cnnbook.scratch.optim)
     assert result.attempted > 3 and result.failed == 0

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from cnnbook import student as st
+from cnnbook.book import student as st
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"

@@ -1,4 +1,4 @@
-"""cnnbook.train on tiny synthetic tensors: loader, augmentation, fit, callbacks, façade."""
+"""cnnbook.pytorch.train on tiny synthetic tensors: loader, augmentation, fit, callbacks, façade."""
 import math
 
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from cnnbook import metrics as M
-from cnnbook import train as T
+from cnnbook.pytorch import metrics as M
+from cnnbook.pytorch import train as T
 
 
 def blobs(n=256, c=3, d=8, seed=0):
@@ -171,7 +171,7 @@ def test_fit_rejects_bad_arguments():
         T.fit(*args, 1, scheduler_step="step")
     with pytest.raises(ValueError, match="fit: unknown metric 'auc'"):
         T.fit(*args, 1, metrics=("auc",), progress=False)
-    with pytest.raises(TypeError, match="fit: callbacks must be cnnbook.train.Callback instances"):
+    with pytest.raises(TypeError, match="fit: callbacks must be cnnbook.pytorch.train.Callback instances"):
         T.fit(*args, 1, callbacks=[print])
     with pytest.raises(ValueError, match=r"EarlyStopping: monitor='val_loss' is not in the logs"):
         T.fit(*args, 1, callbacks=[T.EarlyStopping()], progress=False, device="cpu")

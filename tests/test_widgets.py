@@ -1,4 +1,4 @@
-"""cnnbook.widgets: precomputed frames equal a direct computation, controls are jslink-ed to
+"""cnnbook.book.widgets: precomputed frames equal a direct computation, controls are jslink-ed to
 every Stack of their level, the ipywidgets-7 fallback (Tab), and the live callbacks."""
 import io
 
@@ -10,7 +10,7 @@ import torch.nn.functional as TF
 from hypothesis import given, strategies as st
 from PIL import Image
 
-from cnnbook import widgets as W
+from cnnbook.book import widgets as W
 
 RNG = np.random.default_rng(0)
 IMAGES = {"noise": RNG.random((12, 12)), "square": W._square(12)}

@@ -21,7 +21,7 @@ where no Python runs, moving a preset control therefore shows another precompute
 With a running kernel, ``observe`` callbacks also redraw the picture shown from the current
 setting, including the *live controls*, which only do something there.
 
-The numbers come from :mod:`cnnbook.functional` (NumPy) and :mod:`cnnbook.optim`; only
+The numbers come from :mod:`cnnbook.scratch.functional` (NumPy) and :mod:`cnnbook.scratch.optim`; only
 :func:`feature_map_browser` needs torch. The data each picture is drawn from is kept in
 ``Explorer.frames`` (so tests and readers can check it), and ``Explorer.draw(frame)`` turns it
 into the PNG bytes shown.
@@ -426,7 +426,7 @@ class KernelFrame:
 
 class KernelExplorer(Explorer):
     title = "Kernel explorer: a 3×3 kernel slid over an image makes a feature map"
-    help = ("The feature map is <code>cnnbook.functional.conv2d(image, kernel, padding=1)</code>; "
+    help = ("The feature map is <code>cnnbook.scratch.functional.conv2d(image, kernel, padding=1)</code>; "
             "blue is negative, red positive.")
 
     def __init__(self, images, kernels):
@@ -451,7 +451,7 @@ class KernelExplorer(Explorer):
 
     @staticmethod
     def _frame(image, kernel):
-        from cnnbook import functional as F
+        from cnnbook.scratch import functional as F
 
         feature_map = F.conv2d(image[None, None], kernel[None, None], padding=1)[0, 0]
         return KernelFrame(image, kernel, feature_map)
@@ -554,7 +554,7 @@ def _conv_example(setting: ConvSetting):
 
 def conv_frame(setting: ConvSetting, step: int) -> ConvFrame:
     """The data of one step: the window's taps (padded coordinates) and the output so far."""
-    from cnnbook import functional as F
+    from cnnbook.scratch import functional as F
 
     n = setting.output_size
     if n < 1:
@@ -740,7 +740,7 @@ def _shift_right(image, pixels):
 
 def pool_frame(image, mode, kernel_size, shift, stride=None) -> PoolFrame:
     """Pool an image shifted right by ``shift`` pixels, and the unshifted one for comparison."""
-    from cnnbook import functional as F
+    from cnnbook.scratch import functional as F
 
     pool = {"max": F.max_pool2d, "avg": F.avg_pool2d}[mode]
     stride = kernel_size if stride is None else stride
@@ -822,11 +822,11 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
 
 
 def activation_and_derivative(name, x, negative_slope=0.1):
-    """``f(x)`` and ``f'(x)`` for one of :data:`ACTIVATIONS`, from :mod:`cnnbook.functional`.
+    """``f(x)`` and ``f'(x)`` for one of :data:`ACTIVATIONS`, from :mod:`cnnbook.scratch.functional`.
 
     The derivative is the backward function applied to an upstream gradient of ones.
     """
-    from cnnbook import functional as F
+    from cnnbook.scratch import functional as F
 
     x = np.asarray(x, dtype=np.float64)
     ones = np.ones_like(x)
@@ -991,14 +991,14 @@ RACE_START = (-4.5, 1.5)
 
 
 def optimizer_paths(lr, momentum, start=RACE_START, steps=50):
-    """Run SGD, SGD with momentum, RMSprop and Adam (all :mod:`cnnbook.optim`) on the bowl.
+    """Run SGD, SGD with momentum, RMSprop and Adam (all :mod:`cnnbook.scratch.optim`) on the bowl.
 
     Returns
     -------
     dict of str to ndarray of shape ``(steps + 1, 2)``
         Each optimizer's positions, the start included.
     """
-    from cnnbook import nn, optim
+    from cnnbook.scratch import nn, optim
 
     makers = {"SGD": lambda p: optim.SGD(p, lr=lr),
               f"SGD, momentum {momentum:g}": lambda p: optim.SGD(p, lr=lr, momentum=momentum),

@@ -18,7 +18,7 @@ silently spread through training: in the losses and in the batch statistics of
 Examples
 --------
 >>> import numpy as np
->>> from cnnbook import functional as F
+>>> from cnnbook.scratch import functional as F
 >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
 >>> F.max_pool2d(x, 2)
 array([[[[ 5.,  7.],
@@ -1493,7 +1493,7 @@ def dropout(input, p=0.5, training=True, inplace=False, *, generator=None, retur
         Write the result into ``input``.
     generator : numpy.random.Generator or None, keyword-only
         Source of randomness, for reproducible masks; None uses NumPy's global random
-        state (seeded by ``np.random.seed`` and :func:`cnnbook.utils.seed_everything`).
+        state (seeded by ``np.random.seed`` and :func:`cnnbook.pytorch.utils.seed_everything`).
     return_mask : bool, default False, keyword-only
         Also return the boolean mask of kept elements, for :func:`dropout_backward`.
 

@@ -17,7 +17,7 @@ plain Markdown headed ``Exercise N: title``, numbered as in the HTML book; outpu
 execution counts and saved widget state are cleared. The code cell that held a solution region
 is tagged ``exercise``.
 
-Run ``python -m cnnbook.student [--book book] [--out student] [NOTEBOOK ...]`` (or
+Run ``python -m cnnbook.book.student [--book book] [--out student] [NOTEBOOK ...]`` (or
 ``make student``) from the repository root. It refuses to write a notebook in which any
 line of a solution survives.
 """
@@ -330,7 +330,7 @@ def write_student_edition(book: str | Path = "book", out: str | Path = "student"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnnbook.student", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cnnbook.book.student", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebook names or stems (default: all in --book)")
     parser.add_argument("--book", default="book", help="folder of the teacher notebooks (default: book)")
     parser.add_argument("--out", default="student", help="folder for the student notebooks (default: student)")

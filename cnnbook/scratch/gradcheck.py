@@ -12,8 +12,8 @@ so these functions insist on float64. This module never imports torch.
 Examples
 --------
 >>> import numpy as np
->>> from cnnbook import functional as F
->>> from cnnbook.gradcheck import gradcheck
+>>> from cnnbook.scratch import functional as F
+>>> from cnnbook.scratch.gradcheck import gradcheck
 >>> x, w = np.random.default_rng(0).standard_normal((2, 1, 5, 5)), np.ones((2, 1, 3, 3))
 >>> errors = gradcheck(lambda x, w: F.conv2d(x, w, padding=1), (x, w),
 ...                    lambda g, x, w: F.conv2d_backward(g, x, w, padding=1)[:2])
@@ -157,7 +157,7 @@ def _report(failed, tol, raise_exception):
 
 
 def gradcheck_module(module, input, grad_output=None, eps=1e-6, tol=1e-6, atol=1e-8, raise_exception=True):
-    """Check a :class:`cnnbook.nn.Module`'s backward: the input's and every parameter's gradient.
+    """Check a :class:`cnnbook.scratch.nn.Module`'s backward: the input's and every parameter's gradient.
 
     The module must be float64 (``module.double()``) and deterministic (call ``eval()``
     or use ``p=0`` for dropout). ``eps``, ``tol``, ``atol`` as in :func:`gradcheck`. Its buffers (e.g. running statistics) and parameter
@@ -170,7 +170,7 @@ def gradcheck_module(module, input, grad_output=None, eps=1e-6, tol=1e-6, atol=1
 
     Examples
     --------
-    >>> from cnnbook import nn
+    >>> from cnnbook.scratch import nn
     >>> model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
     >>> errors = gradcheck_module(model, np.random.default_rng(0).standard_normal((5, 3)))
     >>> sorted(errors), max(errors.values()) < 1e-8

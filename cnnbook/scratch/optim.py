@@ -1,6 +1,6 @@
 """Optimizers in NumPy with the signatures and update rules of ``torch.optim``.
 
-An optimizer holds parameter groups (lists of :class:`cnnbook.nn.Parameter` with their
+An optimizer holds parameter groups (lists of :class:`cnnbook.scratch.nn.Parameter` with their
 hyper-parameters) and per-parameter state (momentum buffers, moment estimates).
 ``step()`` updates every parameter that has a gradient, **in place** (so arrays shared
 through ``state_dict()`` follow), using the same formulas, in the same order, as torch's
@@ -11,7 +11,7 @@ spoiling the weights. This module never imports torch.
 Examples
 --------
 >>> import numpy as np
->>> from cnnbook import nn, optim
+>>> from cnnbook.scratch import nn, optim
 >>> w = nn.Parameter(np.array([1.0, -2.0]))
 >>> opt = optim.SGD([w], lr=0.1, momentum=0.9)
 >>> for _ in range(2):
@@ -72,7 +72,7 @@ class Optimizer:
         params = [group["params"]] if isinstance(group["params"], Parameter) else list(group["params"])
         for p in params:
             if not isinstance(p, Parameter):
-                raise TypeError(f"{type(self).__name__}: params must be cnnbook.nn.Parameter objects "
+                raise TypeError(f"{type(self).__name__}: params must be cnnbook.scratch.nn.Parameter objects "
                                 f"(e.g. model.parameters()), got {type(p).__name__}")
         group["params"] = params
         for key, value in self.defaults.items():

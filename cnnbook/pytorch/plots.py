@@ -100,7 +100,7 @@ def plot_history(history, metrics: Sequence[str] = ("loss", "accuracy"), axes=No
 
     Parameters
     ----------
-    history : cnnbook.train.History or mapping
+    history : cnnbook.pytorch.train.History or mapping
         Per-epoch lists, keyed like Keras: ``"loss"``, ``"val_loss"``, ``"accuracy"``, ...
     metrics : sequence of str, default ("loss", "accuracy")
         Metrics to plot; a missing ``"val_<m>"`` is simply not drawn.
@@ -199,7 +199,7 @@ def plot_confusion_matrix(cm, class_names=None, normalize: str | None = None, ax
     ----------
     cm : array, shape ``(C, C)``
         Counts, rows = true class, columns = predicted class
-        (:func:`cnnbook.metrics.confusion_matrix`).
+        (:func:`cnnbook.pytorch.metrics.confusion_matrix`).
     class_names : sequence of str, optional
     normalize : {None, "true", "pred"}, default None
         ``"true"`` divides each row by its sum (the diagonal is then the recall),

@@ -90,7 +90,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module, target=No
         A batch ``(N, C, H, W)``.
     layer : torch.nn.Module
         A submodule of ``model`` whose output is ``(N, K, h, w)``, usually the last
-        convolutional stage (e.g. ``model.relu2`` of a :class:`cnnbook.classifier.FashionCNN`).
+        convolutional stage (e.g. ``model.relu2`` of a :class:`cnnbook.pytorch.classifier.FashionCNN`).
     target : int, sequence of int or None, default None
         None: the predicted class of each image.
 

@@ -18,7 +18,7 @@ This module never imports torch.
 Examples
 --------
 >>> import numpy as np
->>> from cnnbook import nn
+>>> from cnnbook.scratch import nn
 >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
 >>> logits = model(np.zeros((2, 1, 8, 8), dtype=np.float32))
 >>> logits.shape
@@ -278,14 +278,14 @@ def _save(module, name, value):
 # Layers with parameters
 # ---------------------------------------------------------------------------------------
 class Conv2d(Module):
-    """2-D convolution layer; see :func:`cnnbook.functional.conv2d`.
+    """2-D convolution layer; see :func:`cnnbook.scratch.functional.conv2d`.
 
     Parameters
     ----------
     in_channels, out_channels : int
     kernel_size : int or (int, int)
     stride, padding, dilation, groups
-        As in :func:`cnnbook.functional.conv2d` (padding also 'valid' or 'same').
+        As in :func:`cnnbook.scratch.functional.conv2d` (padding also 'valid' or 'same').
     bias : bool, default True
     padding_mode : 'zeros'
         The only mode implemented.
@@ -296,7 +296,7 @@ class Conv2d(Module):
     Notes
     -----
     Stride-1 layers with ``groups=1`` and at least 16 input channels skip im2col and split
-    the batch over :func:`cnnbook.functional.get_num_threads` threads (BLAS on one thread
+    the batch over :func:`cnnbook.scratch.functional.get_num_threads` threads (BLAS on one thread
     each). The other layers use im2col: image by image, split over the same threads, when
     the output is at least 16x16; below that one product for the whole batch, with NumPy's
     BLAS on its own threads.
@@ -369,7 +369,7 @@ class Conv2d(Module):
 
 
 class Linear(Module):
-    """Fully connected layer ``y = x @ weight.T + bias``; see :func:`cnnbook.functional.linear`.
+    """Fully connected layer ``y = x @ weight.T + bias``; see :func:`cnnbook.scratch.functional.linear`.
 
     Shape
     -----
@@ -464,7 +464,7 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalisation over (N, C) or (N, C, L) input; see :func:`cnnbook.functional.batch_norm`.
+    """Batch normalisation over (N, C) or (N, C, L) input; see :func:`cnnbook.scratch.functional.batch_norm`.
 
     Buffers ``running_mean``, ``running_var``, ``num_batches_tracked`` as in torch;
     ``momentum=None`` gives a cumulative average.
@@ -485,7 +485,7 @@ class BatchNorm2d(_BatchNorm):
 # Layers without parameters
 # ---------------------------------------------------------------------------------------
 class MaxPool2d(Module):
-    """Max pooling layer; see :func:`cnnbook.functional.max_pool2d`.
+    """Max pooling layer; see :func:`cnnbook.scratch.functional.max_pool2d`.
 
     >>> MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4))
     array([[[[ 5.,  7.],
@@ -522,7 +522,7 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    """Average pooling layer; see :func:`cnnbook.functional.avg_pool2d`."""
+    """Average pooling layer; see :func:`cnnbook.scratch.functional.avg_pool2d`."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
@@ -547,7 +547,7 @@ class AvgPool2d(Module):
 
 
 class ReLU(Module):
-    """``max(0, x)``; see :func:`cnnbook.functional.relu`."""
+    """``max(0, x)``; see :func:`cnnbook.scratch.functional.relu`."""
 
     def __init__(self, inplace=False):
         super().__init__()
@@ -568,7 +568,7 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """``x`` if ``x > 0`` else ``negative_slope * x``; see :func:`cnnbook.functional.leaky_relu`."""
+    """``x`` if ``x > 0`` else ``negative_slope * x``; see :func:`cnnbook.scratch.functional.leaky_relu`."""
 
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
@@ -592,7 +592,7 @@ class LeakyReLU(Module):
 
 
 class Sigmoid(Module):
-    """Logistic sigmoid; see :func:`cnnbook.functional.sigmoid`."""
+    """Logistic sigmoid; see :func:`cnnbook.scratch.functional.sigmoid`."""
 
     def forward(self, input):
         out = F.sigmoid(input)
@@ -604,7 +604,7 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
-    """Hyperbolic tangent; see :func:`cnnbook.functional.tanh`."""
+    """Hyperbolic tangent; see :func:`cnnbook.scratch.functional.tanh`."""
 
     def forward(self, input):
         out = F.tanh(input)
@@ -682,7 +682,7 @@ class Sequential(Module):
         super().__init__()
         for i, module in enumerate(modules):
             if not isinstance(module, Module):
-                raise TypeError(f"Sequential: argument {i} must be a cnnbook.nn.Module, got {type(module).__name__}")
+                raise TypeError(f"Sequential: argument {i} must be a cnnbook.scratch.nn.Module, got {type(module).__name__}")
             self._modules[str(i)] = module
 
     def __getitem__(self, index):
@@ -740,7 +740,7 @@ class _Loss(Module):
 
 
 class CrossEntropyLoss(_Loss):
-    """Cross-entropy of logits against class indices; see :func:`cnnbook.functional.cross_entropy`.
+    """Cross-entropy of logits against class indices; see :func:`cnnbook.scratch.functional.cross_entropy`.
 
     >>> loss_fn = CrossEntropyLoss()
     >>> float(loss_fn(np.zeros((2, 4)), np.array([0, 3]))) == float(np.log(4))
@@ -772,7 +772,7 @@ class CrossEntropyLoss(_Loss):
 
 
 class NLLLoss(_Loss):
-    """Negative log-likelihood of log-probabilities; see :func:`cnnbook.functional.nll_loss`."""
+    """Negative log-likelihood of log-probabilities; see :func:`cnnbook.scratch.functional.nll_loss`."""
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__()
@@ -791,7 +791,7 @@ class NLLLoss(_Loss):
 
 
 class MSELoss(_Loss):
-    """Mean squared error; see :func:`cnnbook.functional.mse_loss`."""
+    """Mean squared error; see :func:`cnnbook.scratch.functional.mse_loss`."""
 
     def __init__(self, reduction="mean"):
         super().__init__()

@@ -39,7 +39,7 @@ FILES = {
     "t10k-labels-idx1-ubyte": ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10008),
 }
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class DataNotFoundError(RuntimeError):

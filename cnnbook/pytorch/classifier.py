@@ -1,7 +1,7 @@
 """Chapter 5's Fashion-MNIST classifier: data, model, named configurations, one training call.
 
 Everything the chapter trains goes through :func:`train_classifier`, which builds the model of
-a :class:`ClassifierConfig`, trains it with :func:`cnnbook.train.fit` (validation every epoch,
+a :class:`ClassifierConfig`, trains it with :func:`cnnbook.pytorch.train.fit` (validation every epoch,
 best checkpoint kept) and scores it on the 10,000 test images. The benchmark
 (``benchmarks/bench_classifier.py``) calls the same function, so the notebook and the
 benchmark measure the same thing.
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbook.data import CLASSES, load_tensors
-from cnnbook.models import BasicBlock
-from cnnbook.train import History, ModelCheckpoint, TensorLoader, fit, load_weights
-from cnnbook.utils import seed_everything
+from cnnbook.pytorch.data import CLASSES, load_tensors
+from cnnbook.pytorch.models import BasicBlock
+from cnnbook.pytorch.train import History, ModelCheckpoint, TensorLoader, fit, load_weights
+from cnnbook.pytorch.utils import seed_everything
 
 # ============================================================================ data
 
@@ -97,12 +97,12 @@ def prepare_data(val_size: int = 5000, classes: Sequence[str] | None = None, spl
         Training images held out for validation (chosen at random with ``split_seed``);
         with ``classes``, the same fraction of the kept images is held out.
     classes : sequence of str, optional
-        Keep only these classes (names from :data:`cnnbook.data.CLASSES`), relabelled in the
+        Keep only these classes (names from :data:`cnnbook.pytorch.data.CLASSES`), relabelled in the
         order given. Default: all ten.
     split_seed : int, default 0
         Seed of the random split (independent of the training seed).
     root : path, optional
-        Data folder, as in :func:`cnnbook.data.load_tensors`.
+        Data folder, as in :func:`cnnbook.pytorch.data.load_tensors`.
 
     Returns
     -------
@@ -259,7 +259,7 @@ class FashionCNN(nn.Sequential):
 class FashionResNet(nn.Module):
     """A wider residual network for 28x28 images (the GPU configuration).
 
-    A 3x3 stem, then stages of :class:`cnnbook.models.BasicBlock` (each stage after the first
+    A 3x3 stem, then stages of :class:`cnnbook.pytorch.models.BasicBlock` (each stage after the first
     halves H and W), global average pooling and a linear classifier.
 
     Parameters
@@ -521,9 +521,9 @@ class ClassifierRun:
     seed : int
     model : torch.nn.Module
         The trained network with the weights of its best validation epoch, on ``device``.
-    history : cnnbook.train.History
+    history : cnnbook.pytorch.train.History
     train_seconds : float
-        Wall-clock time of :func:`cnnbook.train.fit` (the epochs and their validation passes).
+        Wall-clock time of :func:`cnnbook.pytorch.train.fit` (the epochs and their validation passes).
     best_epoch : int
         Epoch of the highest validation accuracy (the checkpoint that was reloaded).
     test_probs : torch.Tensor
@@ -561,7 +561,7 @@ def train_classifier(config: ClassifierConfig, seed: int = 0, data: FashionData 
     checkpoint : path, optional
         File for the best weights (``state_dict``); default: a temporary file, deleted afterwards.
     progress : bool or "batch", default True
-        Progress bars of :func:`cnnbook.train.fit`.
+        Progress bars of :func:`cnnbook.pytorch.train.fit`.
 
     Returns
     -------

@@ -1,15 +1,15 @@
-"""Chapter 2's centrepiece: a LeNet-style CNN built from ``cnnbook.nn``, trained with
-``cnnbook.optim`` on the real Fashion-MNIST, NumPy only, then checked against PyTorch.
+"""Chapter 2's centrepiece: a LeNet-style CNN built from ``cnnbook.scratch.nn``, trained with
+``cnnbook.scratch.optim`` on the real Fashion-MNIST, NumPy only, then checked against PyTorch.
 
 The whole workflow in a few lines::
 
     import numpy as np
-    from cnnbook import scratch
-    (x_train, y_train), (x_test, y_test) = scratch.load_fashion_mnist()
-    model = scratch.lenet(generator=np.random.default_rng(0))
-    history = scratch.train_scratch(model, x_train, y_train, epochs=1, test=(x_test, y_test))
+    from cnnbook.scratch import lenet as scratch_lenet
+    (x_train, y_train), (x_test, y_test) = scratch_lenet.load_fashion_mnist()
+    model = scratch_lenet.lenet(generator=np.random.default_rng(0))
+    history = scratch_lenet.train_scratch(model, x_train, y_train, epochs=1, test=(x_test, y_test))
     history["test_accuracy"][-1], history["seconds"]
-    scratch.compare_with_torch(model, scratch.lenet_torch(), x_test)   # same predictions?
+    scratch_lenet.compare_with_torch(model, scratch_lenet.lenet_torch(), x_test)   # same predictions?
 
 Only :func:`lenet_torch`, :func:`torch_state_dict` and :func:`compare_with_torch` import
 torch (inside the function); loading the data and training never do.
@@ -43,7 +43,7 @@ def load_fashion_mnist(root=None):
         Images float32 in [0, 1], shape (N, 1, 28, 28); labels int64, shape (N,);
         N = 60,000 and 10,000.
     """
-    from .data import ensure_fashion_mnist
+    from cnnbook.pytorch.data import ensure_fashion_mnist  # finds and verifies the files; torch only to download
 
     raw = Path(ensure_fashion_mnist(root)) / "FashionMNIST" / "raw"
     splits = []
@@ -65,7 +65,7 @@ def _lenet_layers(m, num_classes, batch_norm, kw=None, norm_kw=None):
 
 
 def lenet(num_classes=10, batch_norm=True, generator=None, dtype=np.float32):
-    """A LeNet-style CNN as a :class:`cnnbook.nn.Sequential` (about 62,000 parameters).
+    """A LeNet-style CNN as a :class:`cnnbook.scratch.nn.Sequential` (about 62,000 parameters).
 
     conv 5x5 (6, padding 2) -> [batch norm] -> ReLU -> max pool 2 -> conv 5x5 (16) ->
     [batch norm] -> ReLU -> max pool 2 -> flatten -> 120 -> ReLU -> 84 -> ReLU -> ``num_classes``.
@@ -135,7 +135,7 @@ def train_scratch(model, images, labels, *, epochs=1, batch_size=128, lr=3e-3, s
 
     Parameters
     ----------
-    model : cnnbook.nn.Module
+    model : cnnbook.scratch.nn.Module
         Maps (N, 1, 28, 28) images to logits.
     images, labels : ndarray
         Training data: float32 (N, 1, 28, 28) and int64 (N,).
@@ -147,7 +147,7 @@ def train_scratch(model, images, labels, *, epochs=1, batch_size=128, lr=3e-3, s
         Train on this many training images, drawn once at random (None: all).
     test : (images, labels) or None
         Evaluated after every epoch (not counted in ``seconds``).
-    optimizer : cnnbook.optim.Optimizer or None
+    optimizer : cnnbook.scratch.optim.Optimizer or None
         Default: ``Adam(model.parameters(), lr)``.
     lr_decay : bool, default True
         Lower each group's learning rate linearly to 0 over the run (a steadier finish).

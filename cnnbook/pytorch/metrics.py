@@ -233,7 +233,7 @@ def classification_report(y_true, y_pred, class_names=None, num_classes=None, di
 
 
 def plot_confusion_matrix(cm, class_names=None, normalize=None, ax=None, title="Confusion matrix"):
-    """Draw a confusion matrix as a heatmap; see :func:`cnnbook.plots.plot_confusion_matrix`."""
-    from cnnbook.plots import plot_confusion_matrix as _plot
+    """Draw a confusion matrix as a heatmap; see :func:`cnnbook.pytorch.plots.plot_confusion_matrix`."""
+    from cnnbook.pytorch.plots import plot_confusion_matrix as _plot
 
     return _plot(cm, class_names=class_names, normalize=normalize, ax=ax, title=title)

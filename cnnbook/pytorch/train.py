@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbook import metrics as _metrics
-from cnnbook.utils import pick_device, seed_everything
+from cnnbook.pytorch import metrics as _metrics
+from cnnbook.pytorch.utils import pick_device, seed_everything
 
 # ============================================================================ data
 
@@ -54,7 +54,7 @@ class TensorLoader:
         Applied to the *first* tensor of each batch (e.g. :class:`BatchRandomAffine`).
     generator : torch.Generator, optional
         Source of the shuffling order; default: torch's global generator (seeded by
-        :func:`cnnbook.utils.seed_everything` and by ``fit(seed=...)``).
+        :func:`cnnbook.pytorch.utils.seed_everything` and by ``fit(seed=...)``).
     sampler : iterable of int, optional
         Indices to visit each epoch, e.g. a :class:`torch.utils.data.WeightedRandomSampler`;
         excludes ``shuffle``.
@@ -636,7 +636,7 @@ def _check_fit_args(epochs, scheduler_step, callbacks):
         raise ValueError(f"fit: scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
     bad = [c for c in callbacks if not isinstance(c, Callback)]
     if bad:
-        raise TypeError(f"fit: callbacks must be cnnbook.train.Callback instances, got {bad!r}")
+        raise TypeError(f"fit: callbacks must be cnnbook.pytorch.train.Callback instances, got {bad!r}")
 
 
 def _step_epoch_scheduler(scheduler, logs):
@@ -668,7 +668,7 @@ def fit(model: nn.Module, train_loader, optimizer: torch.optim.Optimizer, loss_f
         Stepped after every epoch or, with ``scheduler_step="batch"``, after every batch
         (e.g. ``OneCycleLR``). A torch ``ReduceLROnPlateau`` is stepped with ``val_loss``.
     device : torch.device or str, optional
-        Default :func:`cnnbook.utils.pick_device` (CUDA, then MPS, then CPU).
+        Default :func:`cnnbook.pytorch.utils.pick_device` (CUDA, then MPS, then CPU).
     amp_dtype : torch.dtype, optional
         Run forward pass and loss under ``torch.autocast`` with this dtype, e.g.
         ``torch.bfloat16`` (CPU or CUDA) or ``torch.float16`` (CUDA, with a gradient scaler).
@@ -762,7 +762,7 @@ def fit_seeds(make_model: Callable[[], nn.Module], make_loader: Callable, make_o
               progress: bool = True, desc: str = "seeds", **fit_kwargs) -> list:
     """Train one fresh model per seed and return ``[(model, history), ...]``.
 
-    For each seed: :func:`cnnbook.utils.seed_everything`, then ``make_model()`` (so the
+    For each seed: :func:`cnnbook.pytorch.utils.seed_everything`, then ``make_model()`` (so the
     initial weights depend on the seed), ``make_loader()``, ``make_optimizer(params)`` and
     :func:`fit` with ``seed=seed`` and ``fit_kwargs`` (``val_loader``, ``device``...).
     ``loss_fn`` defaults to :class:`torch.nn.CrossEntropyLoss`. ``progress`` shows one bar
@@ -982,7 +982,7 @@ class Model:
         return predict(self.net, loader, self.device)[0]
 
     def summary(self, input_size) -> "object":
-        """Per-layer table of output shapes and parameters (:func:`cnnbook.models.summary`)."""
-        from cnnbook.models import summary
+        """Per-layer table of output shapes and parameters (:func:`cnnbook.pytorch.models.summary`)."""
+        from cnnbook.pytorch.models import summary
 
         return summary(self.net, input_size, device=self.device)
