@@ -216,8 +216,10 @@ def _torch_call(module, x):
 
 def _a(value) -> str:
     """'a tuple', 'an int', 'an ndarray of shape (2, 3)': what a value is, for feedback."""
+    if value is None:
+        return "None"
     name = type(value).__name__
-    article = "an" if name[:1].lower() in "aeiou" else "a"
+    article = "an" if name[:1].lower() in "aeiou" or name == "ndarray" else "a"
     shape = getattr(value, "shape", None)
     return f"{article} {name}" + (f" of shape {tuple(shape)}" if shape is not None and len(shape) else "")
 
@@ -237,6 +239,8 @@ def _to_array(value):
         arr = np.asarray(value)
         if arr.dtype.kind == "f":
             return arr
+        if arr.dtype.kind in "USc":  # text is not a number, even "0.5"; complex has no order
+            return None
         return arr.astype(np.float64) if arr.dtype.kind in "biu" else np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, RuntimeError):
         return None
