@@ -11,9 +11,11 @@ from hypothesis import given, strategies as st
 from PIL import Image
 
 from cnnbook.book import widgets as W
+from cnnbook.book.widgets._explorer import _container_class, _index_of, _index_trait
+from cnnbook.book.widgets._pictures import _square
 
 RNG = np.random.default_rng(0)
-IMAGES = {"noise": RNG.random((12, 12)), "square": W._square(12)}
+IMAGES = {"noise": RNG.random((12, 12)), "square": _square(12)}
 
 
 def torch_conv(x, k, **kw):
@@ -34,10 +36,10 @@ def check_tree(explorer, container=None):
         assert type(box) is container
         link = linked[id(box)]
         control = explorer.controls[len(prefix)]
-        assert link.source == (control, W._index_trait(control))
+        assert link.source == (control, _index_trait(control))
         assert link.target == (box, "selected_index")
         assert len(box.children) == len(explorer.options[len(prefix)])
-        assert box.selected_index == W._index_of(control)
+        assert box.selected_index == _index_of(control)
     leaves = list(__import__("itertools").product(*(range(len(o)) for o in explorer.options)))
     assert sorted(explorer.images) == sorted(explorer.frames) == leaves
     for key in leaves:     # the leaf image sits at the end of the path of its key
@@ -121,8 +123,8 @@ def test_kernel_explorer_errors():
 # ---------------------------------------------------------------------------------------
 def test_fallback_to_tab_without_stack(monkeypatch):
     monkeypatch.delattr(ipywidgets, "Stack")
-    assert W._container_class() is ipywidgets.Tab
-    w = W.pooling_explorer({"square": W._square(8)}, kernel_sizes=(2,), shifts=(0, 1))
+    assert _container_class() is ipywidgets.Tab
+    w = W.pooling_explorer({"square": _square(8)}, kernel_sizes=(2,), shifts=(0, 1))
     check_tree(w, ipywidgets.Tab)
     root = w.boxes[()]
     assert [root.get_title(i) for i in range(len(root.children))] == ["square"]
@@ -214,7 +216,7 @@ def test_pool_live_stride():
 
 def test_pooling_explorer_limits_the_page_weight():
     with pytest.raises(ValueError, match="pooling_explorer: 3 images x 2 modes x 3 windows x 3 shifts is too many"):
-        W.pooling_explorer({str(i): W._square(8) for i in range(3)}, kernel_sizes=(2, 3, 4))
+        W.pooling_explorer({str(i): _square(8) for i in range(3)}, kernel_sizes=(2, 3, 4))
 
 
 # ---------------------------------------------------------------------------------------
