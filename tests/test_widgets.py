@@ -57,6 +57,8 @@ def check_pictures(explorer):
         assert image.value == explorer.draw(explorer.frames[key])
         assert decode(image.value).ndim == 3
         assert image.tooltip == explorer.describe(key) and explorer.labels(len(key) - 1)[key[-1]] in image.tooltip
+    pictures = [image.value for image in explorer.images.values()]
+    assert len(set(pictures)) == len(pictures), "each setting draws its own picture"
     live = [box for box in explorer.children if "cnnbook-live-only" in box._dom_classes]
     assert len(live) == (1 if explorer.live_controls else 0)
     if live:
@@ -360,3 +362,25 @@ def test_sample_photograph_is_a_real_grey_photo():
     assert photo.std() > 0.1
     with pytest.raises(ValueError, match="sample_photograph: size must be an int >= 8, got 4"):
         W.sample_photograph(4)
+
+
+def test_pictures_are_deterministic():
+    """The same widget built twice carries the same bytes (the HTML book does not change by itself)."""
+    first, second = W.kernel_explorer(IMAGES), W.kernel_explorer(IMAGES)
+    assert [i.value for i in first.images.values()] == [i.value for i in second.images.values()]
+
+
+def test_static_figure_shows_the_chosen_pictures(kernels):
+    import matplotlib.pyplot as plt
+
+    fig = kernels.figure([(0, 0), (1, 3), (0, 2)], ncols=2, title="three kernels")
+    try:
+        shown = [ax for ax in fig.axes if ax.images]
+        assert len(shown) == 3 and len(fig.axes) == 4               # a 2x2 grid, the last cell empty
+        np.testing.assert_array_equal(shown[1].images[0].get_array(), decode(kernels.images[(1, 3)].value))
+        assert shown[1].get_title() == f"image: square, kernel: {kernels.options[1][3]}"
+        assert fig._suptitle.get_text() == "three kernels"
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match=r"KernelExplorer.figure: no precomputed picture for keys \[\(5, 0\)\]"):
+        kernels.figure([(5, 0)])
