@@ -111,6 +111,8 @@ def check_classifier(model, in_shape=(1, 28, 28), num_classes: int = 10, max_par
             n = sum(p.numel() for p in model.parameters())
             return None if n <= max_params else f"{n:,} parameters, at most {max_params:,} allowed: make it smaller"
         x = torch.rand(c["batch"], *in_shape, generator=torch.Generator().manual_seed(0))
+        param = next(model.parameters(), None)
+        x = x if param is None else x.to(param.device, param.dtype)  # a model on the GPU, or in float64
         model.eval()
         if not c.get("_grad"):
             y = _torch_call(model, x)

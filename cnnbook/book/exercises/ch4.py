@@ -227,6 +227,8 @@ def check_residual_block(make_block: Callable) -> Feedback:
         if not isinstance(block, torch.nn.Module):
             return f"returned a {type(block).__name__}, expected a torch.nn.Module"
         x = torch.randn(*c["input_shape"], generator=torch.Generator().manual_seed(0))
+        param = next(block.parameters(), None)
+        x = x if param is None else x.to(param.device, param.dtype)  # a block on the GPU, or in float64
         block.eval()
         y = _torch_call(block, x)
         if not isinstance(y, torch.Tensor):
