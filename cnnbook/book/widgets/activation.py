@@ -20,6 +20,10 @@ def activation_and_derivative(name, x, negative_slope=0.1):
     """``f(x)`` and ``f'(x)`` for one of :data:`ACTIVATIONS`, from :mod:`cnnbook.scratch.functional`.
 
     The derivative is the backward function applied to an upstream gradient of ones.
+
+    >>> y, dy = activation_and_derivative("sigmoid", np.array([0.0]))
+    >>> float(y[0]), float(dy[0])                          # σ(0) = 1/2, σ'(0) = σ(0)(1 - σ(0))
+    (0.5, 0.25)
     """
     from cnnbook.scratch import functional as F
 

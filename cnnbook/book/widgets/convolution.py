@@ -125,7 +125,11 @@ class ConvSetting:
 
     @property
     def output_size(self) -> int:
-        """``floor((H + 2*padding - dilation*(K-1) - 1) / stride) + 1``."""
+        """``floor((H + 2*padding - dilation*(K-1) - 1) / stride) + 1``.
+
+        >>> ConvSetting(5, 3, padding=1, stride=2).output_size     # floor((5 + 2 - 2 - 1) / 2) + 1
+        3
+        """
         return (self.input_size + 2 * self.padding - self.dilation * (self.kernel_size - 1) - 1) // self.stride + 1
 
     def label(self) -> str:
@@ -160,7 +164,14 @@ def _conv_example(setting: ConvSetting):
 
 
 def conv_frame(setting: ConvSetting, step: int) -> ConvFrame:
-    """The data of one step: the window's taps (padded coordinates) and the output so far."""
+    """The data of one step: the window's taps (padded coordinates) and the output so far.
+
+    >>> frame = conv_frame(ConvSetting(3, 2), step=1)          # 2x2 output, second position
+    >>> frame.window                                          # the taps, (row, col) in the input
+    ((0, 1), (0, 2), (1, 1), (1, 2))
+    >>> bool(frame.output[0, 1] == (frame.input[0:2, 1:3] * frame.kernel).sum())
+    True
+    """
     from cnnbook.scratch import functional as F
 
     n = setting.output_size

@@ -21,7 +21,11 @@ def loss_surface(w1, w2):
 
 
 def loss_surface_gradient(w):
-    """Gradient of :func:`loss_surface` at ``w = (w1, w2)``: ``(w1 / 10, 2 * w2)``."""
+    """Gradient of :func:`loss_surface` at ``w = (w1, w2)``: ``(w1 / 10, 2 * w2)``.
+
+    >>> loss_surface_gradient((-4.5, 1.5))
+    array([-0.45,  3.  ])
+    """
     w = np.asarray(w, dtype=np.float64)
     return np.array([w[0] / 10, 2 * w[1]])
 

@@ -31,7 +31,13 @@ def _shift_right(image, pixels):
 
 
 def pool_frame(image, mode, kernel_size, shift, stride=None) -> PoolFrame:
-    """Pool an image shifted right by ``shift`` pixels, and the unshifted one for comparison."""
+    """Pool an image shifted right by ``shift`` pixels, and the unshifted one for comparison.
+
+    >>> image = np.zeros((4, 4)); image[0, 0] = 1.0
+    >>> frame = pool_frame(image, "max", kernel_size=2, shift=1)   # the bright pixel moves to column 1
+    >>> frame.output.tolist() == frame.reference.tolist()         # still in the same 2x2 window
+    True
+    """
     from cnnbook.scratch import functional as F
 
     pool = {"max": F.max_pool2d, "avg": F.avg_pool2d}[mode]
