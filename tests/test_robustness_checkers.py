@@ -379,6 +379,11 @@ def test_the_float32_conv2d_of_the_issue_passes_and_a_float32_mistake_still_fail
     assert "did you forget to add the bias" in str(ex.check_conv2d(wrong))
 
 
+def test_dropout_near_miss_prints_numbers_that_differ():
+    text = str(ex.check_dropout(lambda x, p, t, rng: dropout(SINGLE)(x, p, t, rng) * (1 + 1e-4) if t else x))
+    assert "kept values should be x / (1 − p) (got 4.0004, expected 4)" in text, text
+
+
 @pytest.mark.parametrize("answer, message", [
     (lambda z, y: (0.5, 0.5), "returned a tuple"),   # numbers only: read as an array of shape (2,)
     (lambda z, y: np.ones(3), "returned an array of shape (3,), expected one number (the accuracy)"),

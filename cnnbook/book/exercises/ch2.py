@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbook.book.exercises._core import Feedback, _Raised, _a, _call, _compare, _number, _rng, _run, _to_array, _trajectory_problem, _with_hint
+from cnnbook.book.exercises._core import Feedback, _a, _call, _compare, _number, _Raised, _rng, _run, _to_array, _trajectory_problem, _with_hint
 
 __all__ = ['check_conv_output_size', 'check_corr2d', 'check_conv2d', 'check_max_pool2d', 'check_activation_derivative', 'check_log_softmax', 'check_cross_entropy', 'check_sgd_momentum_step']
 

@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbook.book.exercises._core import Feedback, _Stop, _a, _call, _compare, _limited, _rng, _run, _torch_call, _with_hint
+from cnnbook.book.exercises._core import Feedback, _a, _call, _compare, _limited, _rng, _run, _Stop, _torch_call, _with_hint
 
 __all__ = ['check_normalize', 'check_confusion_matrix', 'check_precision_recall', 'check_classifier']
 

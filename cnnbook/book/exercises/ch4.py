@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbook.book.exercises._core import Feedback, _a, _call, _number, _compare, _rng, _run, _to_array, _torch_call, _trajectory_problem, _with_hint
+from cnnbook.book.exercises._core import Feedback, _a, _call, _compare, _number, _pair, _rng, _run, _to_array, _torch_call, _trajectory_problem, _with_hint
 
 __all__ = ['check_adam_step', 'check_early_stopping', 'check_batch_norm', 'check_dropout', 'check_hflip', 'check_residual_block']
 
@@ -182,7 +182,8 @@ def check_dropout(fn: Callable) -> Feedback:
         if not np.allclose(got[kept], 2.0 * scale):
             if np.allclose(got[kept], 2.0):
                 return "kept values are unchanged: multiply them by 1/(1 − p) so the mean stays the same (inverted dropout)"
-            return f"kept values are {got[kept][0]:.3g}, expected {2.0 * scale:.3g} = x / (1 − p)"
+            worst = got[kept].flat[np.argmax(np.abs(got[kept] - 2.0 * scale))]
+            return f"kept values should be x / (1 − p) ({_pair(float(worst), 2.0 * scale)[0]})"
         return None
 
     return _run("check_dropout", "inverted dropout", cases, one)

@@ -5,7 +5,7 @@ import copy
 import functools
 from typing import Callable
 
-from cnnbook.book.exercises._core import Feedback, _call, _a, _number, _run, _torch_call
+from cnnbook.book.exercises._core import Feedback, _a, _call, _number, _run, _torch_call
 
 __all__ = ['check_separable_param_count', 'check_transfer_head']
 
