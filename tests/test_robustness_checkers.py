@@ -402,6 +402,8 @@ def test_answers_of_the_wrong_kind_are_named(answer, message):
     ("check_sgd_momentum_step", lambda p, g, v, lr, momentum: ("p", "v"), "returned (a str, a str), expected arrays"),
     ("check_adam_step", lambda p, g, m, v, t, **kw: (p, None, v), "returned None inside the tuple"),
     ("check_dropout", lambda x, p, t, rng: (x, x != 0), "returned a tuple of 2 items, expected an array of shape (200, 100)"),
+    ("check_hflip", lambda x: 0.0, "returned one number, expected an array of shape (1, 1, 2, 3)"),
+    ("check_f1", lambda p, r: exit(), "raised SystemExit"),
 ])
 def test_crashes_of_the_old_checkers_are_feedback(name, answer, message):
     text = str(getattr(ex, name)(answer))

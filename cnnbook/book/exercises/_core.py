@@ -132,7 +132,7 @@ def _call(fn: Callable, *args, **kwargs):
         raise _NotWritten() from None
     except _Stop:
         raise
-    except Exception as exc:  # any bug in the answer becomes feedback, never a crash
+    except (Exception, SystemExit) as exc:  # any bug in the answer becomes feedback, never a crash
         raise _Raised(f"raised {type(exc).__name__}: {exc}") from None
 
 
@@ -304,6 +304,8 @@ def _compare(got, expected, rtol=1e-6, atol=1e-8, what="output"):
     if arr.shape != expected.shape:
         if expected.shape == ():
             return f"returned an array of shape {arr.shape}, expected one number (the {what})"
+        if arr.shape == ():
+            return f"returned one number, expected an array of shape {expected.shape}"
         return f"{what} shape {arr.shape}, expected {expected.shape}"
     if not np.all(np.isfinite(arr)) and np.all(np.isfinite(expected)):
         return f"{what} contains NaN or infinity, expected finite values"
