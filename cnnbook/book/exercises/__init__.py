@@ -37,7 +37,8 @@ stopped and the feedback says so::
     ...
 
 Each chapter's checkers live in their own module (``ch1`` ... ``ch6``); the machinery they
-share (:class:`Feedback`, safe calls, comparisons) in ``_core``. All are importable from here.
+share (:class:`Feedback`, safe calls, comparisons) in ``_core``, the time limit of a call in
+``_timelimit``. All are importable from here.
 """
 from cnnbook.book.exercises._core import Feedback
 from cnnbook.book.exercises.ch1 import *  # noqa: F401,F403

@@ -17,15 +17,12 @@ True
 """
 from __future__ import annotations
 
-import ctypes
 import numbers
-import signal
-import sys
-import threading
-import time
 from typing import Callable
 
 import numpy as np
+
+from cnnbook.book.exercises._timelimit import TooSlow, call_with_time_limit
 
 TIME_LIMIT = 10.0
 """Seconds one call of an answer may take before the checker stops it (None: no limit)."""
@@ -115,11 +112,6 @@ class _Raised(Exception):
     """The answer raised some other exception; the message names it."""
 
 
-class _TimedOut(BaseException):
-    """Raised inside the answer when its time is up. A BaseException, like KeyboardInterrupt,
-    so that an ``except Exception`` in the answer does not swallow it."""
-
-
 def _call(fn: Callable, *args, **kwargs):
     """Call the student's function within :data:`TIME_LIMIT`; turn its exceptions into feedback."""
     if not callable(fn):
@@ -136,74 +128,12 @@ def _call(fn: Callable, *args, **kwargs):
         raise _Raised(f"raised {type(exc).__name__}: {exc}") from None
 
 
-def _limited(fn, args=(), kwargs=None, limit=None):
-    """``fn(*args, **kwargs)``, stopped after ``limit`` seconds (default :data:`TIME_LIMIT`).
-
-    In the main thread (Jupyter runs cells there) a SIGALRM timer interrupts the answer. Where
-    that is impossible (another thread, as under some test runners, or Windows) the answer runs
-    in a helper thread and is abandoned after the limit; a pure-Python loop there is also
-    interrupted, a long ``sleep`` or NumPy call ends on its own.
-    """
-    kwargs = kwargs or {}
-    limit = TIME_LIMIT if limit is None else limit
-    if not limit or limit <= 0:
-        return fn(*args, **kwargs)
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        return _limited_by_alarm(fn, args, kwargs, limit)
-    return _limited_by_thread(fn, args, kwargs, limit)
-
-
-def _limited_by_alarm(fn, args, kwargs, limit):
-    state = {"running": True, "fired": False}
-
-    def on_alarm(signum, frame):
-        if state["running"]:
-            state["fired"] = True
-            raise _TimedOut()
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, limit)  # a timer someone else set: restored below
-    start = time.monotonic()
+def _limited(fn, args=(), kwargs=None):
+    """``fn(*args, **kwargs)`` within :data:`TIME_LIMIT`; raises :class:`_TooSlow` after it."""
     try:
-        try:
-            result = fn(*args, **kwargs)
-        finally:
-            state["running"] = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _TimedOut:
-        raise _TooSlow(limit) from None
-    finally:
-        signal.signal(signal.SIGALRM, previous)
-        if outer:
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 1e-3))
-    if state["fired"]:  # the answer caught the interruption with a bare `except:`
-        raise _TooSlow(limit)
-    return result
-
-
-def _limited_by_thread(fn, args, kwargs, limit):
-    torch = sys.modules.get("torch")
-    grad_mode = torch.is_grad_enabled() if torch is not None else None  # thread-local in torch
-    box = {}
-
-    def run():
-        try:
-            if torch is not None:
-                torch.set_grad_enabled(grad_mode)
-            with np.errstate(all="ignore"):
-                box["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # handed to the caller's thread below
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="cnnbook-checked-answer", daemon=True)
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_TimedOut))
-        raise _TooSlow(limit)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+        return call_with_time_limit(fn, args, kwargs or {}, TIME_LIMIT)
+    except TooSlow as exc:
+        raise _TooSlow(exc.limit) from None
 
 
 def _torch_call(module, x):
