@@ -75,7 +75,8 @@ def out_size(size, kernel_size, stride=1, padding=0, dilation=1):
 
 def test_conv_output_size():
     assert_passes(ex.check_conv_output_size(out_size))
-    assert ex.check_conv_output_size(out_size).total == 7
+    always_wrong = ex.check_conv_output_size(lambda *a, **k: -1)      # every case is really checked
+    assert len(always_wrong.failures) == always_wrong.total > 1
 
 
 @pytest.mark.parametrize("wrong, hint", [

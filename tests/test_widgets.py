@@ -11,9 +11,11 @@ from hypothesis import given, strategies as st
 from PIL import Image
 
 from cnnbook.book import widgets as W
+from cnnbook.book.widgets._explorer import _container_class, _index_of, _index_trait
+from cnnbook.book.widgets._pictures import _square
 
 RNG = np.random.default_rng(0)
-IMAGES = {"noise": RNG.random((12, 12)), "square": W._square(12)}
+IMAGES = {"noise": RNG.random((12, 12)), "square": _square(12)}
 
 
 def torch_conv(x, k, **kw):
@@ -34,10 +36,10 @@ def check_tree(explorer, container=None):
         assert type(box) is container
         link = linked[id(box)]
         control = explorer.controls[len(prefix)]
-        assert link.source == (control, W._index_trait(control))
+        assert link.source == (control, _index_trait(control))
         assert link.target == (box, "selected_index")
         assert len(box.children) == len(explorer.options[len(prefix)])
-        assert box.selected_index == W._index_of(control)
+        assert box.selected_index == _index_of(control)
     leaves = list(__import__("itertools").product(*(range(len(o)) for o in explorer.options)))
     assert sorted(explorer.images) == sorted(explorer.frames) == leaves
     for key in leaves:     # the leaf image sits at the end of the path of its key
@@ -55,6 +57,8 @@ def check_pictures(explorer):
         assert image.value == explorer.draw(explorer.frames[key])
         assert decode(image.value).ndim == 3
         assert image.tooltip == explorer.describe(key) and explorer.labels(len(key) - 1)[key[-1]] in image.tooltip
+    pictures = [image.value for image in explorer.images.values()]
+    assert len(set(pictures)) == len(pictures), "each setting draws its own picture"
     live = [box for box in explorer.children if "cnnbook-live-only" in box._dom_classes]
     assert len(live) == (1 if explorer.live_controls else 0)
     if live:
@@ -121,8 +125,8 @@ def test_kernel_explorer_errors():
 # ---------------------------------------------------------------------------------------
 def test_fallback_to_tab_without_stack(monkeypatch):
     monkeypatch.delattr(ipywidgets, "Stack")
-    assert W._container_class() is ipywidgets.Tab
-    w = W.pooling_explorer({"square": W._square(8)}, kernel_sizes=(2,), shifts=(0, 1))
+    assert _container_class() is ipywidgets.Tab
+    w = W.pooling_explorer({"square": _square(8)}, kernel_sizes=(2,), shifts=(0, 1))
     check_tree(w, ipywidgets.Tab)
     root = w.boxes[()]
     assert [root.get_title(i) for i in range(len(root.children))] == ["square"]
@@ -214,7 +218,7 @@ def test_pool_live_stride():
 
 def test_pooling_explorer_limits_the_page_weight():
     with pytest.raises(ValueError, match="pooling_explorer: 3 images x 2 modes x 3 windows x 3 shifts is too many"):
-        W.pooling_explorer({str(i): W._square(8) for i in range(3)}, kernel_sizes=(2, 3, 4))
+        W.pooling_explorer({str(i): _square(8) for i in range(3)}, kernel_sizes=(2, 3, 4))
 
 
 # ---------------------------------------------------------------------------------------
@@ -358,3 +362,25 @@ def test_sample_photograph_is_a_real_grey_photo():
     assert photo.std() > 0.1
     with pytest.raises(ValueError, match="sample_photograph: size must be an int >= 8, got 4"):
         W.sample_photograph(4)
+
+
+def test_pictures_are_deterministic():
+    """The same widget built twice carries the same bytes (the HTML book does not change by itself)."""
+    first, second = W.kernel_explorer(IMAGES), W.kernel_explorer(IMAGES)
+    assert [i.value for i in first.images.values()] == [i.value for i in second.images.values()]
+
+
+def test_static_figure_shows_the_chosen_pictures(kernels):
+    import matplotlib.pyplot as plt
+
+    fig = kernels.figure([(0, 0), (1, 3), (0, 2)], ncols=2, title="three kernels")
+    try:
+        shown = [ax for ax in fig.axes if ax.images]
+        assert len(shown) == 3 and len(fig.axes) == 4               # a 2x2 grid, the last cell empty
+        np.testing.assert_array_equal(shown[1].images[0].get_array(), decode(kernels.images[(1, 3)].value))
+        assert shown[1].get_title() == f"image: square, kernel: {kernels.options[1][3]}"
+        assert fig._suptitle.get_text() == "three kernels"
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match=r"KernelExplorer.figure: no precomputed picture for keys \[\(5, 0\)\]"):
+        kernels.figure([(5, 0)])

@@ -17,10 +17,28 @@ to stop when it failed. A function that still holds the placeholder
 ``raise NotImplementedError()`` is reported as "not written yet", not as an error.
 
 Arrays go in as NumPy float64 arrays; your function may return NumPy arrays, Python
-numbers, lists or torch tensors.
+numbers, lists or torch tensors, in float64 or float32: the tolerance follows your answer's
+dtype (a relative error of 1e-6, or ``sqrt(eps)`` of its dtype where that is larger: about
+3.5e-4 for float32). Whatever
+your function does (returns None or a tuple, raises, returns NaN), the checker answers with
+feedback, never an exception. Each call of your function may take at most
+``cnnbook.book.exercises._core.TIME_LIMIT`` seconds (10); a call that takes longer is
+stopped and the feedback says so::
+
+    >>> import numpy as np
+    >>> from cnnbook.book.exercises import check_accuracy
+    >>> print(check_accuracy(lambda logits, labels: (logits.argmax(1) == labels).mean().astype(np.float32)))
+    ✓ check_accuracy: all 3 cases pass (checked against the fraction of correct argmax predictions). Well done!
+    >>> def accuracy(logits, labels):
+    ...     (logits.argmax(1) == labels).mean()                 # forgot `return`
+    >>> print(check_accuracy(accuracy))                        # doctest: +ELLIPSIS
+    ✗ check_accuracy: 0 of 3 cases pass (checked against the fraction of correct argmax predictions).
+      - case logits of shape (3, 2), labels=[1, 1, 1]: returned None: did you forget `return`?
+    ...
 
 Each chapter's checkers live in their own module (``ch1`` ... ``ch6``); the machinery they
-share (:class:`Feedback`, safe calls, comparisons) in ``_core``. All are importable from here.
+share (:class:`Feedback`, safe calls, comparisons) in ``_core``, the time limit of a call in
+``_timelimit``. All are importable from here.
 """
 from cnnbook.book.exercises._core import Feedback
 from cnnbook.book.exercises.ch1 import *  # noqa: F401,F403

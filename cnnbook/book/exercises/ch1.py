@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbook.book.exercises._core import Feedback, _call, _compare, _rng, _run, _with_hint
+from cnnbook.book.exercises._core import Feedback, _call, _compare, _number, _rng, _run, _with_hint
 
 __all__ = ['check_conv_param_count', 'check_accuracy']
 
@@ -20,13 +20,13 @@ def check_conv_param_count(fn: Callable) -> Feedback:
     cases = [dict(in_channels=i, out_channels=o, kernel_size=k, bias=b) for i, o, k, b in grid]
 
     def one(c):
-        got = _call(fn, c["in_channels"], c["out_channels"], c["kernel_size"], bias=c["bias"])
+        got, problem = _number(_call(fn, c["in_channels"], c["out_channels"], c["kernel_size"], bias=c["bias"]))
+        if problem:
+            return problem
         layer = torch.nn.Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"], bias=c["bias"])
         expected = sum(p.numel() for p in layer.parameters())
         if got == expected:
             return None
-        if got is None:
-            return "returned None: did you forget `return`?"
         i, o, k, b = c["in_channels"], c["out_channels"], c["kernel_size"], c["bias"]
         hints = [
             (i * o * k * k, "did you forget the bias (one per output channel)?"),

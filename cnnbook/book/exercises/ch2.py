@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbook.book.exercises._core import Feedback, _Raised, _call, _compare, _rng, _run, _to_array, _trajectory_problem, _with_hint
+from cnnbook.book.exercises._core import Feedback, _a, _call, _compare, _number, _Raised, _rng, _run, _to_array, _trajectory_problem, _with_hint
 
 __all__ = ['check_conv_output_size', 'check_corr2d', 'check_conv2d', 'check_max_pool2d', 'check_activation_derivative', 'check_log_softmax', 'check_cross_entropy', 'check_sgd_momentum_step']
 
@@ -27,11 +27,11 @@ def check_conv_output_size(fn: Callable) -> Feedback:
     cases = [dict(size=s, kernel_size=k, stride=st, padding=p, dilation=d) for s, k, st, p, d in grid]
 
     def one(c):
-        got = _call(fn, c["size"], c["kernel_size"], stride=c["stride"], padding=c["padding"],
-                    dilation=c["dilation"])
+        got, problem = _number(_call(fn, c["size"], c["kernel_size"], stride=c["stride"], padding=c["padding"],
+                                     dilation=c["dilation"]))
+        if problem:
+            return problem
         expected = _out_size(**c)
-        if got is None:
-            return "returned None: did you forget `return`?"
         if isinstance(got, float) and not isinstance(got, bool):
             return (f"returned the float {got!r}, expected the int {expected}: "
                     "use floor division `//` (sizes are whole numbers)")
@@ -314,6 +314,8 @@ def _run_steps(step, param, grads, state, **kwargs):
         if any(r is None for r in result):
             raise _Raised("returned None inside the tuple: return the new parameter and state")
         param, state = _to_array(result[0]), [_to_array(s) for s in result[1:]]
+        if param is None or any(s is None for s in state):
+            raise _Raised(f"returned ({', '.join(_a(r) for r in result)}), expected arrays")
         out.append(param)
     return out
 

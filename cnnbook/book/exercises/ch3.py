@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbook.book.exercises._core import Feedback, _call, _compare, _rng, _run, _torch_call, _with_hint
+from cnnbook.book.exercises._core import Feedback, _a, _call, _compare, _limited, _rng, _run, _Stop, _torch_call, _with_hint
 
 __all__ = ['check_normalize', 'check_confusion_matrix', 'check_precision_recall', 'check_classifier']
 
@@ -103,15 +103,21 @@ def check_classifier(model, in_shape=(1, 28, 28), num_classes: int = 10, max_par
     was_training = getattr(model, "training", False)
 
     def one(c):
+        if isinstance(model, type) and issubclass(model, torch.nn.Module):
+            return f"got the class {model.__name__}, expected a model: pass an instance, {model.__name__}()"
         if not isinstance(model, torch.nn.Module):
             return f"got a {type(model).__name__}, expected a torch.nn.Module"
         if "max_params" in c:
             n = sum(p.numel() for p in model.parameters())
             return None if n <= max_params else f"{n:,} parameters, at most {max_params:,} allowed: make it smaller"
         x = torch.rand(c["batch"], *in_shape, generator=torch.Generator().manual_seed(0))
+        param = next(model.parameters(), None)
+        x = x if param is None else x.to(param.device, param.dtype)  # a model on the GPU, or in float64
         model.eval()
         if not c.get("_grad"):
             y = _torch_call(model, x)
+            if not isinstance(y, torch.Tensor):
+                return f"forward returned {_a(y)}, expected a tensor of scores (N, {num_classes})"
             if tuple(y.shape) != (c["batch"], num_classes):
                 hint = (": did you forget to flatten before the Linear layer?" if y.dim() > 2
                         else f": the last layer needs {num_classes} outputs, one score per class")
@@ -120,7 +126,9 @@ def check_classifier(model, in_shape=(1, 28, 28), num_classes: int = 10, max_par
         model.train()
         model.zero_grad()
         try:
-            model(x).sum().backward()
+            _limited(lambda: model(x).sum().backward())
+        except _Stop:
+            raise
         except Exception as exc:
             return f"backward raised {type(exc).__name__}: {exc}"
         dead = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]

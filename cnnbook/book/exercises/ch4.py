@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbook.book.exercises._core import Feedback, _call, _compare, _rng, _run, _to_array, _torch_call, _trajectory_problem, _with_hint
+from cnnbook.book.exercises._core import Feedback, _a, _call, _compare, _number, _pair, _rng, _run, _to_array, _torch_call, _trajectory_problem, _with_hint
 
 __all__ = ['check_adam_step', 'check_early_stopping', 'check_batch_norm', 'check_dropout', 'check_hflip', 'check_residual_block']
 
@@ -46,6 +46,8 @@ def check_adam_step(fn: Callable) -> Feedback:
             if any(r is None for r in result):
                 return "returned None inside the tuple: return (param, m, v)"
             p, m, v = (_to_array(r) for r in result)
+            if p is None or m is None or v is None:
+                return f"returned ({', '.join(_a(r) for r in result)}), expected three arrays (param, m, v)"
             got.append(p)
         tp = torch.tensor(p0, requires_grad=True)
         opt = torch.optim.Adam([tp], lr=lr, betas=betas, eps=1e-8)
@@ -84,7 +86,10 @@ def check_early_stopping(fn: Callable) -> Feedback:
             return "returned None: did you forget `return`?"
         if not isinstance(got, tuple) or len(got) != 2:
             return f"returned {got!r}, expected a tuple (stop_epoch, best_epoch)"
-        got = tuple(int(g) for g in got)
+        epochs = [_number(g)[0] for g in got]
+        if any(e is None or not np.isfinite(e) or e != int(e) for e in epochs):
+            return f"returned {got!r}, expected a tuple of two whole epoch numbers (stop_epoch, best_epoch)"
+        got = tuple(int(e) for e in epochs)
         if got == expected:
             return None
         problem = f"returned {got}, expected {expected}"
@@ -159,9 +164,12 @@ def check_dropout(fn: Callable) -> Feedback:
 
     def one(c):
         x = np.full((200, 100), 2.0)
-        got = _to_array(_call(fn, x.copy(), c["p"], c["training"], np.random.default_rng(0)))
-        if got is None or got.shape != x.shape:
-            return _compare(got, x)
+        answer = _call(fn, x.copy(), c["p"], c["training"], np.random.default_rng(0))
+        got = _to_array(answer)
+        if got is None or got.shape != x.shape or isinstance(answer, tuple):
+            return _compare(answer, x)
+        if not np.all(np.isfinite(got)):
+            return "output contains NaN or infinity, expected finite values"
         if not c["training"]:
             return None if np.allclose(got, x) else "in evaluation mode dropout does nothing: return x unchanged"
         kept = got != 0
@@ -174,7 +182,8 @@ def check_dropout(fn: Callable) -> Feedback:
         if not np.allclose(got[kept], 2.0 * scale):
             if np.allclose(got[kept], 2.0):
                 return "kept values are unchanged: multiply them by 1/(1 − p) so the mean stays the same (inverted dropout)"
-            return f"kept values are {got[kept][0]:.3g}, expected {2.0 * scale:.3g} = x / (1 − p)"
+            worst = got[kept].flat[np.argmax(np.abs(got[kept] - 2.0 * scale))]
+            return f"kept values should be x / (1 − p) ({_pair(float(worst), 2.0 * scale)[0]})"
         return None
 
     return _run("check_dropout", "inverted dropout", cases, one)
@@ -219,8 +228,14 @@ def check_residual_block(make_block: Callable) -> Feedback:
         if not isinstance(block, torch.nn.Module):
             return f"returned a {type(block).__name__}, expected a torch.nn.Module"
         x = torch.randn(*c["input_shape"], generator=torch.Generator().manual_seed(0))
+        param = next(block.parameters(), None)
+        x = x if param is None else x.to(param.device, param.dtype)  # a block on the GPU, or in float64
         block.eval()
         y = _torch_call(block, x)
+        if not isinstance(y, torch.Tensor):
+            return f"the block returned {_a(y)}, expected a tensor"
+        if not torch.isfinite(y).all():
+            return "the output contains NaN or infinity"
         if tuple(y.shape) != tuple(x.shape):
             return (f"output shape {tuple(y.shape)}, expected {tuple(x.shape)}: a residual block keeps "
                     "the shape so x + F(x) is defined (use padding=kernel_size//2 and stride 1)")

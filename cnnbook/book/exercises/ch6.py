@@ -5,7 +5,7 @@ import copy
 import functools
 from typing import Callable
 
-from cnnbook.book.exercises._core import Feedback, _call, _run
+from cnnbook.book.exercises._core import Feedback, _a, _call, _number, _run, _torch_call
 
 __all__ = ['check_separable_param_count', 'check_transfer_head']
 
@@ -23,13 +23,13 @@ def check_separable_param_count(fn: Callable) -> Feedback:
 
     def one(c):
         i, o, k = c["in_channels"], c["out_channels"], c["kernel_size"]
-        got = _call(fn, i, o, k)
+        got, problem = _number(_call(fn, i, o, k))
+        if problem:
+            return problem
         layers = [torch.nn.Conv2d(i, i, k, groups=i, bias=False), torch.nn.Conv2d(i, o, 1, bias=False)]
         expected = sum(p.numel() for layer in layers for p in layer.parameters())
         if got == expected:
             return None
-        if got is None:
-            return "returned None: did you forget `return`?"
         hints = [
             (i * o * k * k, "that is a standard convolution; split it into a depthwise and a 1×1 pointwise one"),
             (i * k * k, "you counted the depthwise part only: add the 1×1 pointwise convolution (in × out)"),
@@ -80,8 +80,11 @@ def check_transfer_head(fn: Callable) -> Feedback:
         if trainable:
             return (f"{len(trainable)} backbone parameters still train (e.g. {trainable[0]}): "
                     "set requires_grad = False on every parameter before replacing fc")
-        with torch.no_grad():
-            y = got.eval()(torch.rand(2, 3, 64, 64))
+        y = _torch_call(got.eval(), torch.rand(2, 3, 64, 64))
+        if not isinstance(y, torch.Tensor):
+            return f"the model returned {_a(y)}, expected a tensor of scores"
+        if not torch.isfinite(y).all():
+            return "the scores contain NaN or infinity"
         return None if tuple(y.shape) == (2, c["num_classes"]) else f"output shape {tuple(y.shape)}, expected (2, {c['num_classes']})"
 
     return _run("check_transfer_head", "torchvision's resnet18: frozen backbone, new trainable head", cases, one)
