@@ -140,6 +140,33 @@ def sigmoid_derivative(precision):
     return answer
 
 
+def conv2d_backward(precision):
+    def answer(grad_output, x, weight, stride=1, padding=0):
+        tx, tw = _t(x, precision).requires_grad_(True), _t(weight, precision).requires_grad_(True)
+        F.conv2d(tx, tw, stride=stride, padding=padding).backward(_t(grad_output, precision))
+        return tx.grad, tw.grad
+    return answer
+
+
+def receptive_field(precision):
+    def answer(layers):
+        r, jump = 1, 1
+        for layer in layers:
+            r += layer["dilation"] * (layer["kernel_size"] - 1) * jump
+            jump *= layer["stride"]
+        return _int(r, precision)
+    return answer
+
+
+def layer_norm_backward(precision):
+    def answer(grad_output, x, weight, eps=1e-5):
+        tx, tw = _t(x, precision).requires_grad_(True), _t(weight, precision).requires_grad_(True)
+        tb = torch.zeros(weight.shape, dtype=tx.dtype, requires_grad=True)
+        F.layer_norm(tx, weight.shape, tw, tb, eps=eps).backward(_t(grad_output, precision))
+        return tx.grad, tw.grad, tb.grad
+    return answer
+
+
 ANSWERS = {
     "check_conv_param_count": lambda pr: lambda i, o, k, bias=True: _int(o * (i * k * k + bias), pr),
     "check_accuracy": lambda pr: lambda z, y: np.mean(z.argmax(1) == y).astype(pr),
@@ -169,6 +196,9 @@ ANSWERS = {
     "check_saliency": saliency,
     "check_separable_param_count": lambda pr: lambda i, o, k: _int(i * k * k + i * o, pr),
     "check_transfer_head": transfer_head,
+    "check_conv2d_backward": conv2d_backward,
+    "check_receptive_field": receptive_field,
+    "check_layer_norm_backward": layer_norm_backward,
 }
 TORCH_INPUT = {"check_transfer_head"}  # the checker builds the float32 model itself
 
