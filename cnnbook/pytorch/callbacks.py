@@ -8,6 +8,17 @@
 
 An epoch whose weights are not finite (the training diverged) never counts as the best one:
 no callback restores or saves NaN weights as "best".
+
+Examples
+--------
+>>> net = torch.nn.Linear(1, 1)
+>>> state = FitState(net, torch.optim.SGD(net.parameters(), lr=0.1), History(), epochs=5)
+>>> stop = EarlyStopping(patience=2)
+>>> stop.on_train_begin(state)
+>>> for epoch, loss in enumerate([0.9, 0.7, float("nan"), 0.8], start=1):
+...     stop.on_epoch_end(state, epoch, {"val_loss": loss})
+>>> stop.best_epoch, stop.stopped_epoch          # the NaN epoch is no improvement
+(2, 4)
 """
 from __future__ import annotations
 

@@ -58,8 +58,8 @@ def summarize_runs(results, digits: int = 3) -> Table:
     Examples
     --------
     >>> summarize_runs({"Adam": {"loss": [0.4, 0.5, 0.6]}, "SGD": {"loss": [0.9]}})
-    setting                  loss
-    -----------------------------
+    setting                 loss
+    ----------------------------
     Adam     0.500 ± 0.100 (n=3)
     SGD                    0.900
     """
