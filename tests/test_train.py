@@ -278,3 +278,118 @@ def test_fit_seeds_reproduces_each_seed_and_summarize_runs_tabulates():
     assert lines[0].split() == ["setting", "loss", "n"]
     assert "2.000 ± 1.000 (n=3)" in lines[2] and lines[2].split()[-1] == "5"
     assert lines[3].split() == ["B", "0.500", "-"]
+
+
+# ---------------------------------------------------------------- training that goes wrong (issue 16)
+
+def test_a_non_finite_loss_stops_fit_naming_epoch_batch_and_remedy():
+    x, y = blobs(64)
+    x[40] = float("nan")                                     # batch 3 of 4 (batch_size 16, no shuffle)
+    model = linear()
+    es = CB.EarlyStopping(monitor="loss", restore_best_weights=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(T.NonFiniteLossError, match=r"fit: the training loss is not finite \(NaN or inf\) from "
+                                                   r"batch 3 of epoch 1 .*smaller learning rate") as err:
+        T.fit(model, TensorLoader(x, y, batch_size=16), opt, nn.CrossEntropyLoss(), 3, callbacks=[es],
+              progress=False, device="cpu")
+    assert len(err.value.history) == 0                       # no epoch finished
+    x2, y2 = blobs(64)
+    model = linear()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    bad_second_epoch = [TensorLoader(x2, y2, batch_size=16), TensorLoader(x, y, batch_size=16)]
+
+    class TwoEpochs:                                          # epoch 1 clean, epoch 2 hits the NaN
+        def __iter__(self):
+            return iter(bad_second_epoch.pop(0))
+
+    es = CB.EarlyStopping(monitor="loss", restore_best_weights=True, patience=3)
+    with pytest.raises(T.NonFiniteLossError, match="batch 3 of epoch 2") as err:
+        T.fit(model, TwoEpochs(), opt, nn.CrossEntropyLoss(), 3, callbacks=[es], progress=False, device="cpu")
+    assert len(err.value.history) == 1 and es.best_epoch == 1
+    assert CB.weights_are_finite(model)                       # the best (finite) weights were put back
+
+
+def test_history_best_ignores_non_finite_epochs():
+    h = History()
+    for e, (loss, acc) in enumerate([(0.5, 0.8), (float("nan"), 0.9), (float("inf"), 0.85), (0.6, float("nan"))], 1):
+        h.append(e, {"val_loss": loss, "val_accuracy": acc})
+    assert h.best("val_loss") == (1, 0.5)                    # min() would have kept the NaN of epoch 2
+    assert h.best("val_accuracy") == (2, 0.9)
+    nan = History()
+    nan.append(1, {"val_loss": float("nan")})
+    with pytest.raises(ValueError, match=r"History.best: no finite value of 'val_loss' in 1 epochs"):
+        nan.best("val_loss")
+
+
+def test_callbacks_never_keep_nan_weights_as_the_best(tmp_path):
+    """val_accuracy stays finite when the weights are NaN (argmax of NaN picks a class): the weights decide."""
+    model = nn.Linear(1, 1)
+    state = CB.FitState(model, torch.optim.SGD(model.parameters(), lr=1.0), History(), 3)
+    es = CB.EarlyStopping(monitor="val_accuracy", restore_best_weights=True, patience=5)
+    ck = CB.ModelCheckpoint(tmp_path / "best.pt", monitor="val_accuracy", save_best_only=True)
+    for cb in (es, ck):
+        cb.on_train_begin(state)
+    for epoch, (w, acc) in enumerate([(1.0, 0.5), (float("nan"), 0.9), (3.0, 0.6)], start=1):
+        with torch.no_grad():
+            model.weight.fill_(w)
+        for cb in (es, ck):
+            cb.on_epoch_end(state, epoch, {"val_accuracy": acc})
+    es.on_train_end(state)
+    assert es.best_epoch == 3 and model.weight.item() == 3.0
+    assert ck.saved == [tmp_path / "best.pt"] * 2 and ck.best == 0.6
+    assert CK.load_weights(nn.Linear(1, 1), ck.best_path).weight.item() == 3.0
+
+
+def test_an_empty_training_loader_is_an_error():
+    x, y = blobs(8)
+    for loader in (TensorLoader(x, y, batch_size=16, drop_last=True), []):
+        with pytest.raises(ValueError, match=r"fit: train_loader yielded no batches in epoch 1; is the training "
+                                             r"set empty, or smaller than batch_size with drop_last=True\?"):
+            T.fit(linear(), loader, torch.optim.SGD(linear().parameters(), lr=0.1), nn.CrossEntropyLoss(), 1,
+                  progress=False, device="cpu")
+
+
+def test_checkpoints_carry_a_checksum_and_a_flipped_byte_is_refused(tmp_path):
+    model = linear()
+    path = CK.save_weights(model, tmp_path / "w.pt")
+    assert CK.checksum_path(path).read_text().strip() == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"load_weights: .*w.pt does not match its checksum in w.pt.sha256"):
+        CK.load_weights(linear(), path)
+    with pytest.raises(FileNotFoundError, match="load_weights: no file"):
+        CK.load_weights(linear(), tmp_path / "missing.pt")
+
+
+def test_load_weights_names_the_key_that_does_not_fit(tmp_path):
+    path = CK.save_weights(nn.Linear(8, 3), tmp_path / "w.pt")
+    with pytest.raises(ValueError, match=r"(?s)load_weights: .* does not fit Linear: .*size mismatch for weight"):
+        CK.load_weights(nn.Linear(8, 4), path)
+    with pytest.raises(ValueError, match=r"(?s)does not fit Sequential: .*Missing key\(s\) in state_dict: \"0.weight\""):
+        CK.load_weights(nn.Sequential(nn.Linear(8, 3)), path)
+
+
+def test_ignore_index_targets_are_left_out_of_the_metrics():
+    x, y = blobs(96)
+    y_ignored = y.clone()
+    y_ignored[::3] = -100
+    model = linear()
+    loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+    logs = T.evaluate(model, TensorLoader(x, y_ignored, batch_size=32), loss_fn, ("accuracy", "f1"))
+    keep = y_ignored != -100
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    assert logs["accuracy"] == pytest.approx(M.accuracy(y[keep], pred[keep]))
+    assert logs["f1"] == pytest.approx(M.f1_score(y[keep], pred[keep], average="macro", num_classes=3))
+    hist = T.fit(model, TensorLoader(x, y_ignored, batch_size=32), torch.optim.SGD(model.parameters(), lr=0.1),
+                 loss_fn, 2, metrics=("accuracy",), progress=False, device="cpu")
+    assert len(hist["accuracy"]) == 2 and all(math.isfinite(v) for v in hist["loss"])
+
+
+def test_names_that_moved_out_of_train_still_import_from_it():
+    from cnnbook.pytorch.train import EarlyStopping, Model, TensorLoader as TL, load_weights, random_affine
+    assert EarlyStopping is CB.EarlyStopping and Model is K.Model and TL is TensorLoader
+    assert load_weights is CK.load_weights and random_affine is A.random_affine
+    with pytest.raises(AttributeError, match="has no attribute 'random_crop'"):
+        T.random_crop
