@@ -31,6 +31,10 @@ def fit_seeds(make_model: Callable[[], nn.Module], make_loader: Callable, make_o
         if not callable(f):
             raise TypeError(f"fit_seeds: {name} must be a callable (it is called once per seed), "
                             f"got {type(f).__name__}")
+    if isinstance(make_model, nn.Module):
+        raise TypeError(f"fit_seeds: make_model must be a function that builds a fresh model "
+                        f"(e.g. lambda: LeNet()), got the model {type(make_model).__name__} itself; "
+                        "each seed needs its own initial weights")
     runs = []
     for seed in tqdm(seeds, desc=desc, leave=False, disable=not progress):
         seed_everything(seed)
