@@ -156,6 +156,8 @@ def evaluate(model: nn.Module, loader, loss_fn: Callable | None = None, metrics=
         with _autocast(out.device, amp_dtype):
             loss = loss_fn(out, y) if (loss_fn is not None and y is not None) else None
         tracker.update(loss, out, y)
+    if tracker.batches == 0:
+        raise ValueError("evaluate: loader yielded no batches; is the (validation) set empty?")
     return tracker.result()
 
 
