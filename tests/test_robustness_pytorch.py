@@ -1,5 +1,7 @@
 """Robustness of the PyTorch tools: bad input raises a TypeError/ValueError that names the function and
 the argument; valid input, drawn by hypothesis, matches torch and scikit-learn."""
+import dataclasses
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -186,3 +188,28 @@ def test_history_best_is_the_best_finite_value(values):
         return
     epoch, best = h.best()
     assert best == min(finite) and epoch == values.index(min(finite)) + 1
+
+
+def tiny_fashion(n=96):
+    """Three synthetic patterns as 'normalized' 28x28 images, split 64 / 16 / 16."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 3
+    x = 0.3 * torch.randn(n, 1, 28, 28, generator=g)
+    x[y == 0, :, :14] += 2.0
+    x[y == 1, :, :, :14] += 2.0
+    split = lambda a: (a[:64], a[64:80], a[80:])  # noqa: E731
+    (xt, xv, xs), (yt, yv, ys) = split(x), split(y)
+    return C.FashionData(xt, yt, xv, yv, xs, ys, ("a", "b", "c"), 0.3, 0.35)
+
+
+def test_train_classifier_with_an_absurd_learning_rate_raises_or_warns():
+    config = C.ClassifierConfig(name="absurd", channels=(4,), hidden=8, epochs=2, batch_size=16, device="cpu")
+    with pytest.raises(T.NonFiniteLossError, match=r"fit: the training loss is not finite .* of epoch 1 "
+                                                   r"\(learning rate .*\); training stopped"):
+        C.train_classifier(dataclasses.replace(config, lr=1e6), data=tiny_fashion(), progress=False)
+    with pytest.raises(ValueError, match=r"train_classifier: no epoch of configuration 'absurd' gave finite "
+                                         r"weights and validation accuracy \(lr=10000.0\); lower the learning rate"):
+        C.train_classifier(dataclasses.replace(config, lr=1e4), data=tiny_fashion(), progress=False)
+    with pytest.warns(RuntimeWarning, match=r"train_classifier: the best validation accuracy of configuration "
+                                            r"'absurd' is 0.375, about chance level \(1/3\).*lr=100.0"):
+        C.train_classifier(dataclasses.replace(config, lr=1e2), data=tiny_fashion(), progress=False)
