@@ -57,6 +57,50 @@ def test_precision_recall_f1_equal_sklearn(data, average):
         np.testing.assert_allclose(got, want, atol=1e-12, err_msg=f"{key} average={average}")
 
 
+@st.composite
+def sparse_label_pairs(draw):
+    """Labels drawn from a few scattered classes (some never occur), sometimes a single class."""
+    present = draw(st.lists(st.integers(0, 7), min_size=1, max_size=4, unique=True))
+    n = draw(st.integers(1, 30))
+    pick = lambda: np.array(draw(st.lists(st.sampled_from(present), min_size=n, max_size=n)))  # noqa: E731
+    return pick(), pick()
+
+
+@settings(max_examples=60, deadline=None)
+@given(sparse_label_pairs(), st.sampled_from([None, "macro", "weighted", "micro"]))
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_inferred_label_set_equals_sklearn(data, average):
+    """No num_classes: the classes are those in y_true or y_pred, as in scikit-learn."""
+    y_true, y_pred = data
+    pairs = ((M.precision, skm.precision_score), (M.recall, skm.recall_score), (M.f1_score, skm.f1_score))
+    for ours, theirs in pairs:
+        want = theirs(y_true, y_pred, average=average, zero_division=0)
+        np.testing.assert_allclose(ours(y_true, y_pred, average=average), want, atol=1e-12,
+                                   err_msg=f"{ours.__name__} average={average}")
+        labels = [5, 1, 0]                                    # an explicit order, classes maybe absent
+        want = theirs(y_true, y_pred, average=average, labels=labels, zero_division=0)
+        np.testing.assert_allclose(ours(y_true, y_pred, average=average, labels=labels), want, atol=1e-12,
+                                   err_msg=f"{ours.__name__} labels={labels} average={average}")
+
+
+def test_label_set_golden_cases():
+    # label 1 occurs in neither array: it is not averaged as a zero (it was, before)
+    assert M.precision([0, 2, 2], [0, 2, 0], average="macro") == pytest.approx(0.75)
+    assert M.f1_score([3, 3], [3, 3], average="macro") == 1.0          # one class only
+    assert M.recall([3, 3], [3, 3]).tolist() == [1.0]
+    assert M.precision([0, 2], [0, 2], num_classes=3).tolist() == [1.0, 0.0, 1.0]   # C given: all of them
+
+
+def test_string_labels_are_refused_with_a_hint():
+    with pytest.raises(TypeError, match=r"precision: y_true must hold integer class indices, got dtype <U3 "
+                                        r"\(e.g. np.str_\('cat'\)|'cat'\); map class names to indices first"):
+        M.precision(["cat", "dog"], [0, 1])
+    with pytest.raises(TypeError, match=r"f1_score: y_pred must hold integer class indices, got dtype object"):
+        M.f1_score([0, 1], np.array([None, 1], dtype=object))
+    with pytest.raises(ValueError, match=r"recall: labels must be distinct class indices >= 0, got \[1, 1\]"):
+        M.recall([0, 1], [0, 1], labels=[1, 1])
+
+
 def test_accepts_torch_tensors_and_lists():
     y_true = torch.tensor([0, 1, 2, 2])
     y_pred = torch.tensor([0, 2, 2, 2])
@@ -89,7 +133,7 @@ def test_errors_name_function_argument_and_values():
         M.accuracy([0, 1], np.zeros((2, 3)))
     with pytest.raises(TypeError, match=r"precision: y_true must hold integer class indices"):
         M.precision([0.5, 1.0], [0, 1])
-    with pytest.raises(ValueError, match=r"f1_from_cm: average must be one of .*got 'mean'"):
+    with pytest.raises(ValueError, match=r"f1_score: average must be one of .*got 'mean'"):
         M.f1_score([0, 1], [0, 1], average="mean")
 
 

@@ -111,3 +111,48 @@ def test_activation_stds_shrink_with_tiny_init_and_hold_with_kaiming():
     assert len(small) == 8 and small[-1] < 1e-6
     he = [s for _, s in Mo.activation_stds(Mo.init_weights(deep, "kaiming_normal"), x)]
     assert 0.2 < he[-1] / he[0] < 5
+
+
+class OldFashionResNet(nn.Module):
+    """Chapter 5's residual network as it was written before it became a ResNetStyle (the reference)."""
+
+    def __init__(self, channels=(64, 128, 256), blocks_per_stage=2, num_classes=10, in_channels=1):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True))
+        blocks, c = [], channels[0]
+        for i, out in enumerate(channels):
+            for j in range(blocks_per_stage):
+                blocks.append(Mo.BasicBlock(c, out, stride=2 if (i > 0 and j == 0) else 1))
+                c = out
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+@pytest.mark.parametrize("channels, blocks", [((8, 16), 1), ((4, 8, 16), 2)])
+def test_the_gpu_configuration_network_is_resnet_style_with_the_same_keys_and_outputs(channels, blocks):
+    from cnnbook.pytorch import classifier as C
+
+    torch.manual_seed(0)
+    old = OldFashionResNet(channels, blocks, num_classes=7)
+    new = C.build_model(C.ClassifierConfig(name="t", architecture="resnet", channels=channels,
+                                           blocks_per_stage=blocks), num_classes=7)
+    assert isinstance(new, Mo.ResNetStyle)
+    assert list(new.state_dict()) == list(old.state_dict())
+    new.load_state_dict(old.state_dict())
+    x = torch.randn(3, 1, 28, 28)
+    for mode in ("train", "eval"):
+        getattr(old, mode)(), getattr(new, mode)()
+        torch.testing.assert_close(new(x), old(x), rtol=0, atol=0)
+
+
+def test_summary_prints_one_table_with_totals():
+    text = str(Mo.summary(Mo.LeNet(), (1, 1, 28, 28)))
+    lines = text.splitlines()
+    assert lines[0] == "input: (1, 1, 28, 28)" and lines[1].split() == ["Layer", "Type", "Output", "shape", "Param", "#"]
+    assert set(lines[2]) == {"-"} and lines[-2] == "Total params: 61,706"
+    assert any(line.split()[-1] == "2,416" for line in lines)       # conv2: 6*16*5*5 + 16

@@ -1,16 +1,29 @@
 """Tools built on PyTorch for chapters 3-6: everything here uses ``torch`` (and, for the
 data, ``torchvision``); inside these modules ``nn`` always means ``torch.nn``.
 
+Data and models
 - ``data``: Fashion-MNIST found (or fetched), verified and loaded;
-- ``models``: LeNet-, AlexNet-, VGG- and ResNet-style networks for 28x28 images, summaries;
-- ``train``: the training loop, evaluation, callbacks (early stopping, checkpoints, ...);
+- ``loader``: ``TensorLoader``, mini-batches from tensors in memory;
+- ``augment``: batch augmentation (the one pad-and-gather shift, shift/flip, test-time views, affine);
+- ``models``: LeNet-, AlexNet-, VGG- and ResNet-style networks for 28x28 images, summaries, init.
+
+Training
+- ``train``: the loop (``fit``, ``evaluate``, ``predict``);
+- ``history``: the per-epoch ``History`` and the metrics ``fit`` logs;
+- ``callbacks``: early stopping, learning-rate reduction, checkpoints;
+- ``checkpoint``: weight files with a checksum;
+- ``runs``: the same training over several seeds, tabulated as mean ± std;
+- ``keras_like``: Keras' ``compile``/``fit``/``evaluate``/``predict`` vocabulary on torch objects.
+
+Results
 - ``classifier``: chapter 5's complete image-classification task;
-- ``explain``: saliency and Grad-CAM;
 - ``metrics``: accuracy, precision, recall, F1 and the confusion matrix, from scratch;
-- ``plots``: image grids, learning curves, comparisons;
-- ``utils``: seeding and device choice.
+- ``explain``: saliency and Grad-CAM;
+- ``plots``: the image grid, learning curves, comparisons, confusion matrices;
+- ``utils``: seeding, device choice, eval mode for a block, text tables.
 """
 from cnnbook._lazy import lazy_submodules
 
-__getattr__ = lazy_submodules(__name__, ["data", "utils", "models", "train", "classifier", "explain",
-                                         "metrics", "plots"])
+__getattr__ = lazy_submodules(__name__, ["data", "loader", "augment", "models", "train", "history", "callbacks",
+                                         "checkpoint", "runs", "keras_like", "classifier", "metrics",
+                                         "explain", "plots", "utils"])

@@ -8,19 +8,23 @@ benchmark measure the same thing.
 
 - :func:`prepare_data`: the train / validation / test split as normalized tensors, optionally
   restricted to a few classes (relabelled ``0..k-1``).
-- :func:`random_shift_flip` / :class:`RandomShiftFlip`: batch-wise augmentation on tensors:
-  every image shifted by its own whole number of pixels and mirrored with probability 1/2.
 - :class:`FashionCNN`: the plain CNN of the CPU configuration; :class:`FashionResNet`: the
-  wider residual network of the GPU configuration.
+  wider residual network of the GPU configuration (a :class:`cnnbook.pytorch.models.ResNetStyle`).
 - :data:`CONFIGS`: ``"cpu"`` (at least 92.5% within 180 s on a 2-core CPU) and ``"gpu"``
   (at least 95.0% within 30 s on a CUDA GPU).
 - :func:`predict_proba`: class probabilities, optionally averaged with the mirrored images
   (*test-time augmentation*).
+
+The augmentation (:func:`~cnnbook.pytorch.augment.random_shift_flip`, ``tta_views``) lives in
+:mod:`cnnbook.pytorch.augment`, the image grid (``show_predictions``) in :mod:`cnnbook.pytorch.plots`.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import tempfile
+import warnings
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -31,10 +35,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnbook.pytorch.augment import RandomShiftFlip, random_shift_flip, shift_image, tta_views  # noqa: F401
+from cnnbook.pytorch.callbacks import ModelCheckpoint
+from cnnbook.pytorch.checkpoint import load_weights
 from cnnbook.pytorch.data import CLASSES, load_tensors
-from cnnbook.pytorch.models import BasicBlock
-from cnnbook.pytorch.train import History, ModelCheckpoint, TensorLoader, fit, load_weights
-from cnnbook.pytorch.utils import seed_everything
+from cnnbook.pytorch.history import History
+from cnnbook.pytorch.loader import TensorLoader
+from cnnbook.pytorch.models import ResNetStyle
+from cnnbook.pytorch.plots import show_predictions  # noqa: F401
+from cnnbook.pytorch.train import fit, predict
+from cnnbook.pytorch.utils import format_table, seed_everything
 
 # ============================================================================ data
 
@@ -130,67 +140,6 @@ def prepare_data(val_size: int = 5000, classes: Sequence[str] | None = None, spl
                        classes or CLASSES, mean, std)
 
 
-def random_shift_flip(x: torch.Tensor, max_shift: int = 2, hflip_p: float = 0.5, fill: float = 0.0,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift every image of a batch by its own random whole number of pixels; mirror some.
-
-    The batch version of ``RandomCrop(H, padding=max_shift, fill=fill)`` followed by
-    ``RandomHorizontalFlip(hflip_p)``: pad by ``max_shift`` pixels of value ``fill``, then cut
-    each image's ``H x W`` window at its own offset in ``[0, 2*max_shift]``. Whole-pixel shifts
-    keep the images sharp (no interpolation), and one indexing operation does the whole batch.
-
-    Parameters
-    ----------
-    x : torch.Tensor
-        Images ``(N, C, H, W)``.
-    max_shift : int, default 2
-        Largest shift in pixels, up, down, left or right (0: no shift).
-    hflip_p : float, default 0.5
-        Probability that an image is mirrored left-right.
-    fill : float, default 0
-        Value of the pixels shifted in from outside (the normalized black, for example).
-    generator : torch.Generator, optional
-        A CPU generator for the random shifts and flips; default: torch's global random state
-        on the images' device.
-
-    Shape:
-        input and output ``(N, C, H, W)``.
-    """
-    if x.ndim != 4:
-        raise ValueError(f"random_shift_flip: x must be a batch (N, C, H, W), got shape {tuple(x.shape)}")
-    if not isinstance(max_shift, int) or max_shift < 0:
-        raise ValueError(f"random_shift_flip: max_shift must be an int >= 0, got {max_shift!r}")
-    n, _, h, w = x.shape
-    # Draw on the images' device unless a (CPU) generator is given: no copy, no GPU sync per batch.
-    where = {"generator": generator} if generator is not None else {"device": x.device}
-    flip = (torch.rand(n, **where) < hflip_p).to(x.device)
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    if max_shift == 0:
-        return x
-    p = max_shift
-    padded = F.pad(x, (p, p, p, p), value=fill)                             # (N, C, H+2p, W+2p)
-    dy = torch.randint(0, 2 * p + 1, (n, 1), **where).to(x.device)
-    dx = torch.randint(0, 2 * p + 1, (n, 1), **where).to(x.device)
-    rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]         # (N, 1, H, 1)
-    cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]         # (N, 1, 1, W)
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return padded[batch, chans, rows, cols]                                  # (N, C, H, W)
-
-
-@dataclass
-class RandomShiftFlip:
-    """:func:`random_shift_flip` as a callable, for ``TensorLoader(transform=...)``."""
-
-    max_shift: int = 2
-    hflip_p: float = 0.5
-    fill: float = 0.0
-    generator: torch.Generator | None = None
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return random_shift_flip(x, self.max_shift, self.hflip_p, self.fill, self.generator)
-
-
 # ============================================================================ models
 
 
@@ -256,16 +205,14 @@ class FashionCNN(nn.Sequential):
         super().__init__(layers)
 
 
-class FashionResNet(nn.Module):
-    """A wider residual network for 28x28 images (the GPU configuration).
-
-    A 3x3 stem, then stages of :class:`cnnbook.pytorch.models.BasicBlock` (each stage after the first
-    halves H and W), global average pooling and a linear classifier.
+class FashionResNet(ResNetStyle):
+    """The GPU configuration's residual network: :class:`cnnbook.pytorch.models.ResNetStyle`
+    with the chapter's argument order and defaults (three stages of two blocks, 64 to 256 channels).
 
     Parameters
     ----------
     channels : sequence of int, default (64, 128, 256)
-        Channels of each stage.
+        Channels of each stage (``ResNetStyle``'s ``stages``).
     blocks_per_stage : int, default 2
     num_classes, in_channels : int, default 10, 1
 
@@ -276,24 +223,10 @@ class FashionResNet(nn.Module):
 
     def __init__(self, channels: Sequence[int] = (64, 128, 256), blocks_per_stage: int = 2,
                  num_classes: int = 10, in_channels: int = 1):
-        super().__init__()
-        if not channels or blocks_per_stage < 1:
+        if not channels or not isinstance(blocks_per_stage, int) or blocks_per_stage < 1:
             raise ValueError(f"FashionResNet: need at least one stage and one block per stage, got "
                              f"channels={channels!r}, blocks_per_stage={blocks_per_stage!r}")
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True))
-        blocks, c = [], channels[0]
-        for i, out in enumerate(channels):
-            for j in range(blocks_per_stage):
-                blocks.append(BasicBlock(c, out, stride=2 if (i > 0 and j == 0) else 1))
-                c = out
-        self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.blocks(self.stem(x)))         # (N, C, 1, 1)
-        return self.fc(torch.flatten(x, 1))              # (N, num_classes)
+        super().__init__(in_channels, num_classes, stages=tuple(channels), blocks_per_stage=blocks_per_stage)
 
 
 # ============================================================================ configurations
@@ -435,42 +368,10 @@ def _resolve_device(config: ClassifierConfig, device) -> torch.device:
 # ============================================================================ training and scoring
 
 
-def shift_image(x: torch.Tensor, dy: int, dx: int, fill: float = 0.0) -> torch.Tensor:
-    """Move every image of a batch ``dy`` pixels down and ``dx`` pixels right, filling with ``fill``.
-
-    Shape:
-        input and output ``(N, C, H, W)``; negative ``dy``/``dx`` move up/left.
-    """
-    if dy == 0 and dx == 0:
-        return x
-    s = max(abs(dy), abs(dx))
-    h, w = x.shape[-2:]
-    padded = F.pad(x, (s, s, s, s), value=fill)                         # (N, C, H+2s, W+2s)
-    return padded[..., s - dy:s - dy + h, s - dx:s - dx + w]
-
-
-def tta_views(x: torch.Tensor, flip: bool = True, shift: int = 0, fill: float = 0.0) -> list:
-    """The views averaged by test-time augmentation: the images, shifted by ``shift`` pixels
-    in each of four directions (if ``shift``), each also mirrored (if ``flip``).
-
-    Returns
-    -------
-    list of torch.Tensor
-        ``(1 + 4*[shift > 0]) * (1 + flip)`` batches shaped like ``x``, the original first.
-    """
-    offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
-    views = []
-    for dy, dx in offsets:
-        v = shift_image(x, dy, dx, fill)
-        views += [v, v.flip(3)] if flip else [v]
-    return views
-
-
-@torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, tta: bool = False, tta_shift: int = 0,
                   fill: float = 0.0, batch_size: int = 1000, channels_last: bool = False,
                   amp_dtype=None) -> torch.Tensor:
-    """Class probabilities for images ``x``, in eval mode, optionally with test-time augmentation.
+    """:func:`cnnbook.pytorch.train.predict` with the chapter's test-time augmentation.
 
     Parameters
     ----------
@@ -478,37 +379,20 @@ def predict_proba(model: nn.Module, x: torch.Tensor, tta: bool = False, tta_shif
     x : torch.Tensor
         Images ``(N, C, H, W)``, prepared as for training (normalized).
     tta : bool, default False
-        Average the softmax outputs over :func:`tta_views`: the image and its mirror image,
-        and with ``tta_shift`` the four shifted copies of each.
+        Average the softmax outputs over :func:`cnnbook.pytorch.augment.tta_views`: the image
+        and its mirror image, and with ``tta_shift`` the four shifted copies of each.
     tta_shift : int, default 0
     fill : float, default 0
         Value shifted in at the borders (the normalized black, :attr:`FashionData.fill`).
-    batch_size : int, default 1000
-    channels_last : bool, default False
-    amp_dtype : torch.dtype or str, optional
+    batch_size, channels_last, amp_dtype :
+        As in :func:`cnnbook.pytorch.train.predict`.
 
     Shape:
         ``x (N, C, H, W)`` -> ``(N, num_classes)`` float32 on the CPU.
     """
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    dtype = getattr(torch, amp_dtype) if isinstance(amp_dtype, str) else amp_dtype
-    out = []
-    try:
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(device)
-            views = tta_views(xb, flip=True, shift=tta_shift, fill=fill) if tta else [xb]
-            p = 0
-            for v in views:
-                if channels_last:
-                    v = v.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    p = p + model(v).float().softmax(1)
-            out.append((p / len(views)).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    views = functools.partial(tta_views, flip=True, shift=tta_shift, fill=fill) if tta else None
+    return predict(model, x, batch_size=batch_size, channels_last=channels_last, amp_dtype=amp_dtype,
+                   views=views)
 
 
 @dataclass
@@ -596,7 +480,11 @@ def train_classifier(config: ClassifierConfig, seed: int = 0, data: FashionData 
         finally:
             torch.backends.cudnn.benchmark = benchmark_before
         seconds = time.perf_counter() - start
+        if saver.best_path is None:
+            raise ValueError(f"train_classifier: no epoch of configuration {config.name!r} gave finite weights "
+                             f"and validation accuracy (lr={config.lr}); lower the learning rate")
         load_weights(model, path)
+    _warn_if_chance_level(history, config, len(data.classes))
     probs = predict_proba(model, data.x_test, tta=config.tta, tta_shift=config.tta_shift, fill=data.fill,
                           channels_last=config.channels_last, amp_dtype=amp)
     accuracy = (probs.argmax(1) == data.y_test).float().mean().item()
@@ -604,13 +492,25 @@ def train_classifier(config: ClassifierConfig, seed: int = 0, data: FashionData 
     return ClassifierRun(config, seed, model, history, seconds, best_epoch, probs, accuracy, device)
 
 
+def _warn_if_chance_level(history: History, config: ClassifierConfig, num_classes: int) -> None:
+    """Warn when the best validation accuracy is no better than guessing: the run did not learn."""
+    best = max((v for v in history["val_accuracy"] if math.isfinite(v)), default=0.0)
+    if best <= 1.2 / num_classes:
+        warnings.warn(f"train_classifier: the best validation accuracy of configuration {config.name!r} is "
+                      f"{best:.3f}, about chance level (1/{num_classes}): the network did not learn. With "
+                      f"lr={config.lr}, try a smaller learning rate.", RuntimeWarning, stacklevel=3)
+
+
 def most_confused_pairs(cm, class_names: Sequence[str] | None = None, k: int = 5) -> list:
     """The ``k`` largest off-diagonal entries of a confusion matrix, largest first.
+
+    Ties are ordered by true class, then predicted class; zero counts never appear (a matrix
+    with fewer than ``k`` mistakes gives fewer pairs).
 
     Parameters
     ----------
     cm : array (C, C)
-        ``cm[i, j]`` counts samples of true class ``i`` predicted as ``j``.
+        ``cm[i, j]`` counts samples of true class ``i`` predicted as ``j`` (no negative entries).
     class_names : sequence of str, optional
     k : int, default 5
 
@@ -618,71 +518,31 @@ def most_confused_pairs(cm, class_names: Sequence[str] | None = None, k: int = 5
     -------
     list of (true, predicted, count)
         Names when ``class_names`` is given, else indices.
+
+    Examples
+    --------
+    >>> most_confused_pairs([[5, 2, 0], [2, 5, 1], [0, 0, 9]], k=5)
+    [(0, 1, 2), (1, 0, 2), (1, 2, 1)]
     """
     cm = torch.as_tensor(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"most_confused_pairs: cm must be square (C, C), got shape {tuple(cm.shape)}")
-    off = cm.clone()
-    off.fill_diagonal_(-1)
-    values, flat = off.flatten().topk(min(k, cm.shape[0] * (cm.shape[0] - 1)))
-    c = cm.shape[0]
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        raise ValueError(f"most_confused_pairs: k must be an int >= 0, got {k!r}")
+    if (cm < 0).any():
+        raise ValueError("most_confused_pairs: cm holds negative counts; pass a confusion matrix of counts")
+    if class_names is not None and len(class_names) != len(cm):
+        raise ValueError(f"most_confused_pairs: got {len(class_names)} class_names for {len(cm)} classes")
+    c = len(cm)
+    pairs = [(cm[i, j].item(), i, j) for i in range(c) for j in range(c) if i != j and cm[i, j] > 0]
+    pairs.sort(key=lambda t: (-t[0], t[1], t[2]))
     name = (lambda i: class_names[i]) if class_names is not None else (lambda i: i)  # noqa: E731
-    return [(name(int(f) // c), name(int(f) % c), int(v)) for v, f in zip(values, flat)]
+    return [(name(i), name(j), count) for count, i, j in pairs[:k]]
 
 
 def config_table(configs=None) -> str:
-    """A plain-text table of the named configurations (one column each)."""
+    """A plain-text table of the named configurations (one row per field, one column each)."""
     configs = configs or CONFIGS
     fields = [f.name for f in dataclasses.fields(ClassifierConfig) if f.name != "name"]
-    names = list(configs)
-    width = max(len(f) for f in fields)
-    col = max(14, *(len(str(getattr(c, f))) for c in configs.values() for f in fields))
-    rows = [" " * width + "  " + "  ".join(n.rjust(col) for n in names)]
-    rows += [f.ljust(width) + "  " + "  ".join(str(getattr(configs[n], f)).rjust(col) for n in names)
-             for f in fields]
-    return "\n".join(rows)
-
-
-def show_predictions(images, labels, probs, class_names: Sequence[str], ncols: int = 8,
-                     title: str = "Predictions", size: float = 1.45):
-    """A grid of images, each titled with the predicted class and probability and the true class.
-
-    Parameters
-    ----------
-    images : array or tensor ``(N, 1, H, W)`` or ``(N, H, W)``, pixel values for display
-    labels : sequence of int
-        True classes.
-    probs : array or tensor ``(N, C)``
-        Predicted class probabilities.
-    class_names : sequence of str
-    ncols : int, default 8
-    title : str
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Titles read "predicted p / true: name p"; a wrong prediction is titled in red.
-    """
-    import matplotlib.pyplot as plt
-
-    imgs = torch.as_tensor(images).detach().cpu()
-    imgs = imgs[:, 0] if imgs.ndim == 4 else imgs
-    probs = torch.as_tensor(probs).detach().cpu()
-    n = len(imgs)
-    if len(labels) != n or len(probs) != n:
-        raise ValueError(f"show_predictions: got {n} images, {len(labels)} labels and {len(probs)} "
-                         "rows of probabilities; give one of each per image")
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.35) * nrows + 0.5), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        pred, true = int(probs[i].argmax()), int(labels[i])
-        ax.imshow(imgs[i].numpy(), cmap="gray")
-        ax.set_title(f"{class_names[pred]} {probs[i, pred]:.2f}\ntrue: {class_names[true]} {probs[i, true]:.2f}",
-                     fontsize=7, color="black" if pred == true else "red")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    rows = [[f] + [getattr(c, f) for c in configs.values()] for f in fields]
+    return format_table(["", *configs], rows, rule=False)

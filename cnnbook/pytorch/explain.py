@@ -10,6 +10,12 @@
 
 Both maps use the *score* (the logit before softmax) of the target class, as the papers do,
 and leave the model's weights and train/eval mode unchanged.
+
+Examples
+--------
+>>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+>>> saliency(net, torch.ones(1, 1, 2, 2), target=1).shape
+torch.Size([1, 2, 2])
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cnnbook.pytorch.utils import eval_mode
 
 
 def _targets(model: nn.Module, x: torch.Tensor, target, func: str) -> torch.Tensor:
@@ -35,20 +43,6 @@ def _targets(model: nn.Module, x: torch.Tensor, target, func: str) -> torch.Tens
         raise ValueError(f"{func}: target has {len(target)} entries for {len(x)} images; "
                          "give one class per image, a single class, or None")
     return target
-
-
-class _eval_mode:
-    """Put a model in eval mode for a ``with`` block, then restore its mode."""
-
-    def __init__(self, model: nn.Module):
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self):
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
 
 
 def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
@@ -68,7 +62,7 @@ def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tenso
     torch.Tensor
         ``(N, H, W)``, on the images' device, not normalized (compare maps with one scale).
     """
-    with _eval_mode(model):
+    with eval_mode(model):
         target = _targets(model, images, target, "saliency")
         x = images.detach().clone().requires_grad_(True)
         scores = model(x).gather(1, target[:, None]).sum()   # each image's score depends on it only
@@ -108,7 +102,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module, target=No
     saved = {}
     hook = layer.register_forward_hook(lambda mod, args, out: saved.__setitem__("a", out))
     try:
-        with _eval_mode(model):
+        with eval_mode(model):
             target = _targets(model, images, target, "grad_cam")
             scores = model(images.detach()).gather(1, target[:, None]).sum()
     finally:

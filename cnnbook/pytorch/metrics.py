@@ -14,6 +14,11 @@ mean weighted by each class's support (number of true samples), ``"micro"`` the 
 pooled counts (equal to accuracy for single-label problems). A 0/0 is replaced by
 ``zero_division`` (default 0.0), as in scikit-learn.
 
+Which classes are averaged follows scikit-learn too: ``labels=`` if given, else
+``range(num_classes)`` if given, else the labels that occur in ``y_true`` or ``y_pred``. A class
+that occurs in neither array is then not averaged as a zero. The ``*_from_cm`` functions
+average over every row of the matrix they are given.
+
 The functions accept NumPy arrays, lists, or torch tensors (on any device), and return NumPy
 values, so the module itself never imports torch.
 
@@ -33,6 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnbook.pytorch.utils import format_table
+
 AVERAGES = (None, "macro", "weighted", "micro")
 
 
@@ -44,6 +51,10 @@ def _as_labels(y, name: str, func: str) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"{func}: {name} must be 1-D class indices, got shape {y.shape}; "
                          "for scores or one-hot rows use .argmax(1) first")
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise TypeError(f"{func}: {name} must hold integer class indices, got dtype {y.dtype} "
+                        f"(e.g. {y.flat[0]!r}); map class names to indices first, e.g. "
+                        "[class_names.index(c) for c in labels]")
     if y.size and not np.issubdtype(y.dtype, np.integer):
         if not np.all(np.equal(np.mod(y, 1), 0)):
             raise TypeError(f"{func}: {name} must hold integer class indices, got dtype {y.dtype}")
@@ -110,18 +121,34 @@ def _safe_divide(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.n
     return out
 
 
-def _average(per_class: np.ndarray, support: np.ndarray, average, func: str,
-             micro: float) -> np.ndarray | float:
+def _average(per_class: np.ndarray, support: np.ndarray, micro: float, average, func: str):
     if average is None:
         return per_class
     if average == "macro":
-        return float(per_class.mean())
+        return float(per_class.mean()) if per_class.size else 0.0
     if average == "weighted":
         total = support.sum()
         return float((per_class * support).sum() / total) if total else 0.0
     if average == "micro":
         return float(micro)
     raise ValueError(f"{func}: average must be one of {AVERAGES}, got {average!r}")
+
+
+def _score(kind: str, tp, predicted, actual, average, zero_division: float, func: str):
+    """Precision, recall or F1 per class from the counts of each class, then averaged.
+
+    ``tp``, ``predicted``, ``actual``: per class, the hits, the predictions of it, its samples.
+    """
+    fp, fn = predicted - tp, actual - tp
+    num, den = {"precision": (tp, predicted), "recall": (tp, actual),
+                "f1": (2 * tp, 2 * tp + fp + fn)}[kind]
+    per_class = _safe_divide(num, den, zero_division)
+    micro = _safe_divide(np.sum(num), np.sum(den), zero_division)   # the metric of the pooled counts
+    return _average(per_class, actual, micro, average, func)
+
+
+def _cm_counts(cm):
+    return np.diag(cm), cm.sum(axis=0), cm.sum(axis=1)
 
 
 def accuracy_from_cm(cm) -> float:
@@ -134,15 +161,13 @@ def accuracy_from_cm(cm) -> float:
 def precision_from_cm(cm, average=None, zero_division: float = 0.0):
     """Precision from a confusion matrix: ``cm[k, k] / cm[:, k].sum()``, averaged by ``average``."""
     cm = _check_cm(cm, "precision_from_cm")
-    per_class = _safe_divide(np.diag(cm), cm.sum(axis=0), zero_division)
-    return _average(per_class, cm.sum(axis=1), average, "precision_from_cm", accuracy_from_cm(cm))
+    return _score("precision", *_cm_counts(cm), average, zero_division, "precision_from_cm")
 
 
 def recall_from_cm(cm, average=None, zero_division: float = 0.0):
     """Recall from a confusion matrix: ``cm[k, k] / cm[k, :].sum()``, averaged by ``average``."""
     cm = _check_cm(cm, "recall_from_cm")
-    per_class = _safe_divide(np.diag(cm), cm.sum(axis=1), zero_division)
-    return _average(per_class, cm.sum(axis=1), average, "recall_from_cm", accuracy_from_cm(cm))
+    return _score("recall", *_cm_counts(cm), average, zero_division, "recall_from_cm")
 
 
 def f1_from_cm(cm, average=None, zero_division: float = 0.0):
@@ -152,10 +177,7 @@ def f1_from_cm(cm, average=None, zero_division: float = 0.0):
     0/0 that appears when a class is never predicted.
     """
     cm = _check_cm(cm, "f1_from_cm")
-    tp = np.diag(cm)
-    fp, fn = cm.sum(axis=0) - tp, cm.sum(axis=1) - tp
-    per_class = _safe_divide(2 * tp, 2 * tp + fp + fn, zero_division)
-    return _average(per_class, cm.sum(axis=1), average, "f1_from_cm", accuracy_from_cm(cm))
+    return _score("f1", *_cm_counts(cm), average, zero_division, "f1_from_cm")
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -173,63 +195,104 @@ def accuracy(y_true, y_pred) -> float:
     return float((y_true == y_pred).mean()) if y_true.size else 0.0
 
 
-def precision(y_true, y_pred, average=None, num_classes=None, zero_division: float = 0.0):
+def _label_set(y_true, y_pred, labels, num_classes, func: str) -> np.ndarray:
+    """scikit-learn's rule: ``labels``, else ``range(num_classes)``, else the labels that occur."""
+    if labels is not None:
+        labels = _as_labels(labels, "labels", func)
+        if labels.size == 0 or labels.min() < 0 or len(set(labels.tolist())) != labels.size:
+            raise ValueError(f"{func}: labels must be distinct class indices >= 0, got {labels.tolist()}")
+        return labels
+    if num_classes is not None:
+        if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise ValueError(f"{func}: num_classes must be a positive int, got {num_classes!r}")
+        return np.arange(num_classes)
+    return np.union1d(_as_labels(y_true, "y_true", func), _as_labels(y_pred, "y_pred", func))
+
+
+def _counts(y_true, y_pred, labels, num_classes, func: str):
+    """``(tp, predicted, actual)`` of each class of the label set."""
+    chosen = _label_set(y_true, y_pred, labels, num_classes, func)
+    size = num_classes
+    if labels is not None:       # a sample of a class outside ``labels`` still counts as a miss
+        size = int(max(chosen.max(), *(_as_labels(y, n, func).max(initial=-1)
+                                       for y, n in ((y_true, "y_true"), (y_pred, "y_pred"))))) + 1
+    tp, predicted, actual = _cm_counts(_confusion(y_true, y_pred, size, func))
+    return tp[chosen], predicted[chosen], actual[chosen]
+
+
+def precision(y_true, y_pred, average=None, num_classes=None, zero_division: float = 0.0, labels=None):
     """Precision (精确率): of the samples predicted as class k, the fraction that are k.
 
     Parameters
     ----------
     y_true, y_pred : array-like of int, shape ``(N,)``
     average : {None, "macro", "weighted", "micro"}, default None
-        None returns one value per class (shape ``(C,)``); the others a float.
+        None returns one value per class of the label set (shape ``(len(labels),)``); the
+        others a float.
     num_classes : int, optional
-        C; default inferred from the labels.
+        C: the classes are ``0 .. C-1``.
     zero_division : float, default 0.0
         Value used where a class is never predicted (0/0).
+    labels : sequence of int, optional
+        The classes to report, in this order. Default: ``range(num_classes)`` if given, else
+        the labels that occur in ``y_true`` or ``y_pred`` (scikit-learn's rule).
+
+    Examples
+    --------
+    >>> precision([0, 2, 2], [0, 2, 0]).tolist()        # labels 0 and 2 occur; 1 is not averaged
+    [0.5, 1.0]
+    >>> precision([0, 2, 2], [0, 2, 0], average="macro")
+    0.75
     """
-    cm = _confusion(y_true, y_pred, num_classes, "precision")
-    return precision_from_cm(cm, average, zero_division)
+    counts = _counts(y_true, y_pred, labels, num_classes, "precision")
+    return _score("precision", *counts, average, zero_division, "precision")
 
 
-def recall(y_true, y_pred, average=None, num_classes=None, zero_division: float = 0.0):
+def recall(y_true, y_pred, average=None, num_classes=None, zero_division: float = 0.0, labels=None):
     """Recall (召回率): of the samples of class k, the fraction predicted as k.
 
     Arguments as in :func:`precision`.
     """
-    cm = _confusion(y_true, y_pred, num_classes, "recall")
-    return recall_from_cm(cm, average, zero_division)
+    counts = _counts(y_true, y_pred, labels, num_classes, "recall")
+    return _score("recall", *counts, average, zero_division, "recall")
 
 
-def f1_score(y_true, y_pred, average=None, num_classes=None, zero_division: float = 0.0):
+def f1_score(y_true, y_pred, average=None, num_classes=None, zero_division: float = 0.0, labels=None):
     """F1 score: the harmonic mean of precision and recall, per class or averaged.
 
     Arguments as in :func:`precision`.
     """
-    cm = _confusion(y_true, y_pred, num_classes, "f1_score")
-    return f1_from_cm(cm, average, zero_division)
+    counts = _counts(y_true, y_pred, labels, num_classes, "f1_score")
+    return _score("f1", *counts, average, zero_division, "f1_score")
 
 
-def classification_report(y_true, y_pred, class_names=None, num_classes=None, digits: int = 3) -> str:
+def classification_report(y_true, y_pred, class_names=None, num_classes=None, digits: int = 3,
+                          labels=None) -> str:
     """Return a text table of precision, recall, F1 and support per class, plus the averages.
 
-    The layout follows :func:`sklearn.metrics.classification_report`.
+    The layout follows :func:`sklearn.metrics.classification_report`. The classes are
+    ``labels``, else ``range(num_classes)``, else one per entry of ``class_names``, else the
+    labels that occur (scikit-learn's rule).
     """
-    cm = _confusion(y_true, y_pred, num_classes, "classification_report")
-    names = list(class_names) if class_names is not None else [str(k) for k in range(len(cm))]
-    if len(names) != len(cm):
-        raise ValueError(f"classification_report: got {len(names)} class_names for {len(cm)} classes")
-    p, r, f = precision_from_cm(cm), recall_from_cm(cm), f1_from_cm(cm)
-    support = cm.sum(axis=1)
-    width = max(12, *(len(n) for n in names))
-    lines = [f"{'':>{width}} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}"]
-    for k, name in enumerate(names):
-        lines.append(f"{name:>{width}} {p[k]:9.{digits}f} {r[k]:9.{digits}f} {f[k]:9.{digits}f} {support[k]:9d}")
-    lines.append("")
-    lines.append(f"{'accuracy':>{width}} {'':>9} {'':>9} {accuracy_from_cm(cm):9.{digits}f} {support.sum():9d}")
+    func = "classification_report"
+    if labels is None and num_classes is None and class_names is not None:
+        num_classes = len(class_names)
+    counts = _counts(y_true, y_pred, labels, num_classes, func)
+    chosen = _label_set(y_true, y_pred, labels, num_classes, func)
+    names = list(class_names) if class_names is not None else [str(k) for k in chosen]
+    if len(names) != len(chosen):
+        raise ValueError(f"{func}: got {len(names)} class_names for {len(chosen)} classes")
+    support = counts[2]
+    per = [_score(kind, *counts, None, 0.0, func) for kind in ("precision", "recall", "f1")]
+    f = lambda v: f"{v:.{digits}f}"  # noqa: E731
+    rows = [[name, f(per[0][k]), f(per[1][k]), f(per[2][k]), support[k]] for k, name in enumerate(names)]
+    rows.append([""] * 5)
+    correct, total = counts[0].sum(), support.sum()
+    rows.append(["accuracy", "", "", f(correct / total if total else 0.0), total])
     for avg in ("macro", "weighted"):
-        row = [fn(cm, average=avg) for fn in (precision_from_cm, recall_from_cm, f1_from_cm)]
-        lines.append(f"{avg + ' avg':>{width}} " + " ".join(f"{v:9.{digits}f}" for v in row)
-                     + f" {support.sum():9d}")
-    return "\n".join(lines)
+        rows.append([f"{avg} avg"] + [f(_score(kind, *counts, avg, 0.0, func))
+                                      for kind in ("precision", "recall", "f1")] + [total])
+    return format_table(["", "precision", "recall", "f1-score", "support"], rows, align="rrrrr", rule=False)
 
 
 def plot_confusion_matrix(cm, class_names=None, normalize=None, ax=None, title="Confusion matrix"):

@@ -14,6 +14,13 @@ softmax itself, so no model ends in one.
   with identity shortcuts (1x1 projections where the shape changes), global average pooling.
   ``residual=False`` gives its *plain twin*: the same layers without the shortcuts.
 - :class:`SmallCNN`: a configurable two-stage CNN for quick experiments.
+
+Examples
+--------
+>>> LeNet()(torch.zeros(2, 1, 28, 28)).shape
+torch.Size([2, 10])
+>>> count_parameters(LeNet())
+61706
 """
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from cnnbook.pytorch.utils import eval_mode, format_table
 
 
 def _check_positive(func: str, **kwargs) -> None:
@@ -269,16 +278,12 @@ class ModelSummary:
     input_size: tuple = ()
 
     def __str__(self) -> str:
-        head = ("Layer", "Type", "Output shape", "Param #")
-        body = [(n, t, str(tuple(s)), f"{p:,}") for n, t, s, p in self.rows]
-        widths = [max(len(r[i]) for r in [head, *body]) for i in range(4)]
-        fmt = lambda r: "  ".join(  # noqa: E731
-            r[i].rjust(widths[i]) if i == 3 else r[i].ljust(widths[i]) for i in range(4))
-        rule = "-" * len(fmt(head))
-        lines = [f"input: {tuple(self.input_size)}", fmt(head), rule, *map(fmt, body), rule,
-                 f"Total params: {self.total_params:,}",
-                 f"Trainable params: {self.trainable_params:,}"]
-        return "\n".join(lines)
+        body = [(n, t, tuple(s) if s != "?" else s, f"{p:,}") for n, t, s, p in self.rows]
+        table = format_table(("Layer", "Type", "Output shape", "Param #"), body, align="lllr")
+        rule = table.splitlines()[1]
+        return "\n".join([f"input: {tuple(self.input_size)}", table, rule,
+                          f"Total params: {self.total_params:,}",
+                          f"Trainable params: {self.trainable_params:,}"])
 
     __repr__ = __str__
 
@@ -338,13 +343,10 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
 
     for name, module in _selected_modules(model, depth):
         hooks.append(module.register_forward_hook(hook_for(name)))
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(size, device=device))
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     total = sum(p.numel() for p in model.parameters())

@@ -1,5 +1,8 @@
 """Plotting helpers every chapter reuses: image grids, learning curves, comparisons, confusion matrices.
 
+:func:`image_grid` is the one grid of images; :func:`show_images` (labels, predictions) and
+:func:`show_predictions` (probabilities) only write its titles.
+
 Each function draws with matplotlib, titles and labels its axes, and returns the matplotlib
 ``Figure`` (so a notebook cell can end in it). Pass ``ax=`` (or ``axes=``) to draw into an
 existing figure instead.
@@ -38,6 +41,72 @@ def _figure_of(ax, figsize):
     return ax.figure, ax
 
 
+def _as_image_batch(images, func: str) -> np.ndarray:
+    """``(N, H, W)`` for grey images, ``(N, H, W, 3)`` for colour ones, from NCHW, NHWC or NHW."""
+    imgs = _to_numpy(images)
+    if imgs.ndim == 4 and imgs.shape[1] in (1, 3) and imgs.shape[-1] not in (1, 3):
+        imgs = imgs.transpose(0, 2, 3, 1)  # NCHW -> NHWC for imshow
+    if imgs.ndim == 4 and imgs.shape[-1] == 1:
+        imgs = imgs[..., 0]
+    if imgs.ndim not in (3, 4):
+        raise ValueError(f"{func}: images must be (N, C, H, W), (N, H, W) or (N, H, W, C), "
+                         f"got shape {np.shape(images)}")
+    return imgs
+
+
+def image_grid(images, titles: Sequence[str] | None = None, colors: Sequence[str] | None = None,
+               ncols: int = 8, title: str | None = None, cmap: str = "gray", size: float = 1.2):
+    """The one image grid of the package: images in rows of ``ncols``, each with its own title.
+
+    Parameters
+    ----------
+    images : array or tensor, shape ``(N, C, H, W)``, ``(N, H, W)`` or ``(N, H, W, C)``
+        Grey images are shown as they are (min to max per image); colour ones clipped to [0, 1].
+    titles, colors : sequence of str, optional
+        One title (may hold a line break) and one title colour per image.
+    ncols : int, default 8
+    title : str, optional
+        The figure's title.
+    size : float, default 1.2
+        Inches per image.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = image_grid(np.zeros((3, 4, 4)), titles=["a", "b", "c"], ncols=2)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['a', 'b', 'c', '']
+    """
+    plt = _plt()
+    imgs = _as_image_batch(images, "image_grid")
+    n = len(imgs)
+    for name, seq in (("titles", titles), ("colors", colors)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"image_grid: got {len(seq)} {name} for {n} images; give one per image")
+    if not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"image_grid: ncols must be a positive int, got {ncols!r}")
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    lines = max((t.count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(size * ncols, (size + 0.17 * lines) * nrows + (0.5 if title else 0)))
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(np.clip(imgs[i], 0, 1) if imgs.ndim == 4 else imgs[i], cmap=cmap)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7 if lines > 1 else 8,
+                         color=colors[i] if colors is not None else "black")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def show_images(images, labels=None, class_names=None, predictions=None, ncols: int = 8,
                 title: str | None = None, cmap: str = "gray", size: float = 1.2):
     """Show a grid of images, each titled with its label (and prediction, when given).
@@ -58,36 +127,46 @@ def show_images(images, labels=None, class_names=None, predictions=None, ncols: 
     -------
     matplotlib.figure.Figure
     """
-    plt = _plt()
-    imgs = _to_numpy(images)
-    if imgs.ndim == 4 and imgs.shape[1] in (1, 3) and imgs.shape[-1] not in (1, 3):
-        imgs = imgs.transpose(0, 2, 3, 1)  # NCHW -> NHWC for imshow
-    if imgs.ndim == 4 and imgs.shape[-1] == 1:
-        imgs = imgs[..., 0]
-    if imgs.ndim not in (3, 4):
-        raise ValueError(f"show_images: images must be (N, C, H, W), (N, H, W) or (N, H, W, C), "
-                         f"got shape {np.shape(images)}")
-    n = len(imgs)
-    ncols = max(1, min(ncols, n))
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
-                             squeeze=False)
     name = (lambda k: class_names[int(k)]) if class_names is not None else (lambda k: str(int(k)))
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(np.clip(imgs[i], 0, 1) if imgs.ndim == 4 else imgs[i], cmap=cmap)
-        if labels is not None and predictions is not None:
-            ok = int(labels[i]) == int(predictions[i])
-            ax.set_title(f"{name(predictions[i])}\n(true: {name(labels[i])})", fontsize=7,
-                         color="black" if ok else "red")
-        elif labels is not None:
-            ax.set_title(name(labels[i]), fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    titles = colors = None
+    if labels is not None and predictions is not None:
+        titles = [f"{name(p)}\n(true: {name(t)})" for t, p in zip(labels, predictions)]
+        colors = ["black" if int(t) == int(p) else "red" for t, p in zip(labels, predictions)]
+    elif labels is not None:
+        titles = [name(t) for t in labels]
+    return image_grid(images, titles, colors, ncols=ncols, title=title, cmap=cmap, size=size)
+
+
+def show_predictions(images, labels, probs, class_names: Sequence[str], ncols: int = 8,
+                     title: str = "Predictions", size: float = 1.45):
+    """A grid of images, each titled with the predicted class and probability and the true class.
+
+    Parameters
+    ----------
+    images : array or tensor ``(N, 1, H, W)`` or ``(N, H, W)``, pixel values for display
+    labels : sequence of int
+        True classes.
+    probs : array or tensor ``(N, C)``
+        Predicted class probabilities.
+    class_names : sequence of str
+    ncols : int, default 8
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Titles read "predicted p / true: name p"; a wrong prediction is titled in red.
+    """
+    probs = _to_numpy(probs)
+    n = len(images)
+    if len(labels) != n or len(probs) != n:
+        raise ValueError(f"show_predictions: got {n} images, {len(labels)} labels and {len(probs)} "
+                         "rows of probabilities; give one of each per image")
+    preds, trues = probs.argmax(1), [int(t) for t in labels]
+    titles = [f"{class_names[p]} {probs[i, p]:.2f}\ntrue: {class_names[t]} {probs[i, t]:.2f}"
+              for i, (p, t) in enumerate(zip(preds, trues))]
+    colors = ["black" if p == t else "red" for p, t in zip(preds, trues)]
+    return image_grid(images, titles, colors, ncols=ncols, title=title, size=size)
 
 
 def _history_dict(history) -> Mapping:
