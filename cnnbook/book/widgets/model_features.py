@@ -30,6 +30,8 @@ def feature_maps(model, image, layers):
     """
     import torch
 
+    from cnnbook.pytorch.utils import eval_mode
+
     modules = dict(model.named_modules())
     missing = [name for name in layers if name not in modules]
     if missing:
@@ -39,16 +41,13 @@ def feature_maps(model, image, layers):
     for name in layers:
         hooks.append(modules[name].register_forward_hook(
             lambda mod, args, out, name=name: outputs.__setitem__(name, out.detach())))
-    was_training = model.training
     try:
-        model.eval()
         param = next(model.parameters(), None)
         x = torch.as_tensor(image, dtype=torch.float32)
         x = x.to(param.device) if param is not None else x
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(x[None] if x.ndim == 3 else x)
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return {name: outputs[name][0].float().cpu().numpy() for name in layers}
