@@ -1,15 +1,16 @@
 """cnnbook.scratch.nn layers against torch.nn: outputs, gradients, state_dict, modes, init, errors."""
 import copy
 import doctest
+import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, strategies as st
 
-import cnnbook.scratch.functional
-import cnnbook.scratch.nn
-from cnnbook.scratch import nn
+import cnnbook.scratch
+from cnnbook.scratch import fast, nn
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 
@@ -230,7 +231,8 @@ def test_conv_layer_float32_weight_gradient_only(c_in):
     layer = nn.Conv2d(c_in, 8, 3, padding=1, generator=np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((3, c_in, 9, 8)).astype(np.float32)
     grad = np.random.default_rng(2).standard_normal((3, 8, 9, 8)).astype(np.float32)
-    assert cnnbook.scratch.functional._use_shifted(layer.weight.data, layer.stride, layer.groups) == (c_in == 16)
+    expected = "shifted" if c_in == 16 else "im2col_batch_last"
+    assert fast.conv2d_path(layer.weight.shape, layer.stride, layer.groups, (9, 8)) == expected
     xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(layer.weight.data, requires_grad=True)
     out = torch.nn.functional.conv2d(xt, wt, torch.tensor(layer.bias.data), padding=1)
     out.backward(torch.from_numpy(grad))
@@ -305,9 +307,10 @@ MODULE_ERRORS = [
      r"BatchNorm1d: input must be 2 or 3-dimensional"),
     ("dropout p", lambda: nn.Dropout(-0.1), ValueError, r"Dropout: dropout probability p must be between 0 and 1"),
     ("sequential", lambda: nn.Sequential(nn.ReLU(), lambda x: x), TypeError,
-     r"Sequential: argument 1 must be a cnnbook.scratch.nn.Module, got function"),
+     r"Sequential: module 1 must be a cnnbook.scratch.nn.Module \(a layer object such as nn.ReLU\(\)\), got function"),
     ("backward first", lambda: nn.Linear(2, 2).backward(np.zeros((1, 2))), RuntimeError,
-     r"Linear.backward: nothing saved from a forward pass; call forward first"),
+     r"Linear.backward: nothing saved from a forward pass; call the layer first \(outside no_grad\(\)\), and call "
+     r"backward once per forward call, in reverse order"),
     ("loss backward first", lambda: nn.CrossEntropyLoss().backward(), RuntimeError, r"CrossEntropyLoss.backward: nothing saved"),
     ("grad shape", lambda: (lambda m: (m(np.ones((2, 3))), m.backward(np.ones((2, 4)))))(nn.ReLU()), ValueError,
      r"ReLU.backward: grad_output must have the shape of the forward output \(2, 3\), got \(2, 4\)"),
@@ -323,10 +326,21 @@ def test_module_errors(name, call, error, match):
         call()
 
 
-@pytest.mark.parametrize("module", [cnnbook.scratch.functional, cnnbook.scratch.nn])
-def test_docstring_examples_run(module):
+SCRATCH_MODULES = ["activations", "checks", "conv", "fast", "functional", "gradcheck", "lenet", "linear",
+                   "losses", "nn", "normalization", "optim", "pool"]
+
+
+@pytest.mark.parametrize("name", SCRATCH_MODULES)
+def test_docstring_examples_run(name):
+    """Every module of cnnbook.scratch has examples, and they run (as ``pytest --doctest-modules`` runs them)."""
+    module = importlib.import_module(f"cnnbook.scratch.{name}")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 5 and result.failed == 0
+    assert result.attempted >= 1 and result.failed == 0
+
+
+def test_every_scratch_module_is_listed():
+    files = {path.stem for path in Path(cnnbook.scratch.__file__).parent.glob("*.py")} - {"__init__"}
+    assert files == set(SCRATCH_MODULES)
 
 
 def test_scratch_lenet_trains_on_real_data_and_matches_torch():

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
+from . import checks
 
 __all__ = ["GradcheckError", "numerical_gradient", "relative_error", "gradcheck", "gradcheck_module"]
 
@@ -35,11 +35,11 @@ class GradcheckError(RuntimeError):
 
 def _check_inputs(fn, inputs):
     for i, x in enumerate(inputs):
-        F._check_array(fn, f"inputs[{i}]", x)
+        checks.check_array(fn, f"inputs[{i}]", x)
         if x.dtype != np.float64:
             raise TypeError(f"{fn}: inputs[{i}] must be float64 for a meaningful check, got {x.dtype}; "
                             "hint: x.astype(np.float64) (and model.double() for a module)")
-        F._check_finite(fn, f"inputs[{i}]", x)
+        checks.check_finite(fn, f"inputs[{i}]", x)
 
 
 def numerical_gradient(f, x, grad_output=None, eps=1e-6):

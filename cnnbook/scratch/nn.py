@@ -9,6 +9,13 @@ statistics are buffers. ``state_dict()`` uses torch's key names (``"0.weight"``,
 ``"1.running_mean"``, ``"1.num_batches_tracked"``), so a torch model's ``state_dict()``
 loads straight into the equivalent cnnbook model (tensors convert through ``np.asarray``).
 
+A layer may be called several times in one forward pass (one ``ReLU`` object reused, one
+``Linear`` applied twice to share its weights), as in torch: each call keeps what its
+backward needs, and ``backward`` is then called once per call, in reverse order (as
+``Sequential.backward`` does); the parameters' gradients add up over the calls. What a
+layer keeps is forgotten when an outermost call (a model called from outside any module)
+starts a new forward pass, so evaluating a model many times does not pile up memory.
+
 Training and evaluation behaviour (dropout, batch norm) follows ``train()``/``eval()``;
 saving what backward needs can be switched off with ``with no_grad():``, as in torch.
 Initialisation follows torch (Kaiming-uniform with ``a=sqrt(5)``: bound ``1/sqrt(fan_in)``),
@@ -36,13 +43,17 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from . import functional as F
+from . import checks, fast, functional as F
+from .conv import conv_padding
+from .normalization import batch_norm_forward
 
 __all__ = ["Parameter", "Module", "no_grad", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "LeakyReLU",
            "Sigmoid", "Tanh", "Flatten", "Linear", "BatchNorm1d", "BatchNorm2d", "Dropout",
            "Sequential", "CrossEntropyLoss", "NLLLoss", "MSELoss"]
 
 _GRAD_ENABLED = [True]
+_CALL_DEPTH = [0]               # how many Module calls are running (nested) right now
+_PASS = [0]                     # number of outermost Module calls so far: the forward pass's id
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
@@ -138,7 +149,13 @@ class Module:
         self._buffers[name] = array
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if _CALL_DEPTH[0] == 0:                  # an outermost call: a new forward pass
+            _PASS[0] += 1
+        _CALL_DEPTH[0] += 1
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            _CALL_DEPTH[0] -= 1
 
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -243,11 +260,20 @@ class Module:
                              "hint: build the same architecture (same layer order) as the saved model")
         for key in own:
             if key in state_dict:
-                value = np.asarray(state_dict[key])
+                try:
+                    value = np.asarray(state_dict[key])
+                except (TypeError, ValueError, RuntimeError) as error:
+                    raise TypeError(f"load_state_dict: {key} must be an array or a CPU tensor, got "
+                                    f"{type(state_dict[key]).__name__} ({error})") from None
                 if value.shape != own[key].shape:
                     raise ValueError(f"load_state_dict: size mismatch for {key}: the state_dict has shape "
                                      f"{value.shape}, the model {own[key].shape}")
-                np.copyto(own[key], value, casting="same_kind")
+                try:
+                    np.copyto(own[key], value, casting="same_kind")
+                except TypeError as error:
+                    raise TypeError(f"load_state_dict: cannot copy {key}: the state_dict has dtype {value.dtype}, "
+                                    f"the model {own[key].dtype} ({error}); hint: convert the value with "
+                                    f".astype({own[key].dtype})") from None
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing -------------------------------------------------------------------
@@ -261,17 +287,29 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
-def _saved(module, name):
-    """What forward saved for backward; a clear error when there is nothing."""
-    value = module.__dict__.get(name)
-    if value is None:
-        raise RuntimeError(f"{type(module).__name__}.backward: nothing saved from a forward pass; call "
-                           "forward first (outside no_grad()) with the same layer")
-    return value
+def _save(module, saved):
+    """Keep what this call of ``module`` needs for its backward (nothing under ``no_grad()``).
+
+    Calls of one forward pass pile up (a layer used twice keeps both); the first call of
+    a new pass forgets the previous pass's.
+    """
+    if not _GRAD_ENABLED[0]:
+        return
+    kept = module.__dict__.get("_saved")
+    if kept is None or kept[0] != _PASS[0]:
+        kept = (_PASS[0], [])
+        object.__setattr__(module, "_saved", kept)
+    kept[1].append(saved)
 
 
-def _save(module, name, value):
-    object.__setattr__(module, name, value if _GRAD_ENABLED[0] else None)
+def _saved(module):
+    """What the latest call of ``module`` not yet gone back through saved for its backward."""
+    kept = module.__dict__.get("_saved")
+    if not kept or not kept[1]:
+        raise RuntimeError(f"{type(module).__name__}.backward: nothing saved from a forward pass; call the "
+                           "layer first (outside no_grad()), and call backward once per forward call, in "
+                           "reverse order")
+    return kept[1].pop()
 
 
 # ---------------------------------------------------------------------------------------
@@ -319,18 +357,18 @@ class Conv2d(Module):
                  bias=True, padding_mode="zeros", dtype=None, generator=None):
         super().__init__()
         fn = "Conv2d"
-        in_channels, out_channels = F._int(fn, "in_channels", in_channels, 1), F._int(fn, "out_channels", out_channels, 1)
-        groups = F._int(fn, "groups", groups, 1)
+        in_channels, out_channels = checks.as_int(fn, "in_channels", in_channels, 1), checks.as_int(fn, "out_channels", out_channels, 1)
+        groups = checks.as_int(fn, "groups", groups, 1)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{fn}: groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
         if padding_mode != "zeros":
             raise ValueError(f"{fn}: only padding_mode='zeros' is implemented, got {padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = F._pair(fn, "kernel_size", kernel_size, 1)
-        self.stride, self.dilation = F._pair(fn, "stride", stride, 1), F._pair(fn, "dilation", dilation, 1)
-        self.padding = padding if isinstance(padding, str) else F._pair(fn, "padding", padding, 0)
-        F._conv_padding(fn, self.padding, self.kernel_size, self.stride, self.dilation)
+        self.kernel_size = checks.as_pair(fn, "kernel_size", kernel_size, 1)
+        self.stride, self.dilation = checks.as_pair(fn, "stride", stride, 1), checks.as_pair(fn, "dilation", dilation, 1)
+        self.padding = padding if isinstance(padding, str) else checks.as_pair(fn, "padding", padding, 0)
+        conv_padding(fn, self.padding, self.kernel_size, self.stride, self.dilation)
         dtype = np.dtype(dtype or np.float32)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1 / math.sqrt(fan_in)                    # kaiming_uniform_(a=sqrt(5)), as torch
@@ -339,22 +377,17 @@ class Conv2d(Module):
 
     def forward(self, input):
         bias = None if self.bias is None else self.bias.data
-        geometry = F._conv_setup("Conv2d", input, self.weight.data, bias, self.stride, self.padding,
-                                 self.dilation, self.groups)
-        out, saved = F._conv2d_forward(input, self.weight.data, bias, *geometry)  # the input or im2col's columns
-        _save(self, "_saved", (input.shape, saved, geometry))
+        out, backward = fast.conv2d_forward(input, self.weight.data, bias, self.stride, self.padding,
+                                            self.dilation, self.groups, name="Conv2d")
+        _save(self, backward)
         return out
 
     def backward(self, grad_output, input_grad=True):
         """Fill the parameters' ``.grad``; return the input's gradient (None if not ``input_grad``)."""
-        input_shape, saved, (stride, pads, dilation, groups, out_hw) = _saved(self, "_saved")
-        F._check_grad_output("Conv2d.backward", grad_output, (input_shape[0], self.out_channels, *out_hw),
-                             self.weight.dtype)
-        grad_input, grad_weight = F._conv2d_backward(grad_output, saved, self.weight.data, input_shape,
-                                                     stride, pads, dilation, groups, input_grad)
+        grad_input, grad_weight, grad_bias = _saved(self)(grad_output, input_grad)
         _accumulate(self.weight, grad_weight)
         if self.bias is not None:
-            _accumulate(self.bias, F._bias_grad(grad_output))
+            _accumulate(self.bias, grad_bias)
         return grad_input
 
     def extra_repr(self):
@@ -383,8 +416,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=None, generator=None):
         super().__init__()
-        self.in_features = F._int("Linear", "in_features", in_features, 1)
-        self.out_features = F._int("Linear", "out_features", out_features, 1)
+        self.in_features = checks.as_int("Linear", "in_features", in_features, 1)
+        self.out_features = checks.as_int("Linear", "out_features", out_features, 1)
         dtype = np.dtype(dtype or np.float32)
         bound = 1 / math.sqrt(in_features)
         self.weight = Parameter(_uniform(generator, bound, (out_features, in_features), dtype))
@@ -392,12 +425,12 @@ class Linear(Module):
 
     def forward(self, input):
         out = F.linear(input, self.weight.data, None if self.bias is None else self.bias.data)
-        _save(self, "_saved", input)
+        _save(self, input)
         return out
 
     def backward(self, grad_output, input_grad=True):
         """Fill the parameters' ``.grad``; return the input's gradient (None if not ``input_grad``)."""
-        input = _saved(self, "_saved")
+        input = _saved(self)
         bias = None if self.bias is None else self.bias.data
         grad_input, grad_weight, grad_bias = F.linear_backward(grad_output, input, self.weight.data, bias)
         _accumulate(self.weight, grad_weight)
@@ -415,7 +448,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
                  *, bias=True):
         super().__init__()
-        self.num_features = F._int(type(self).__name__, "num_features", num_features, 1)
+        self.num_features = checks.as_int(type(self).__name__, "num_features", num_features, 1)
         self.eps, self.momentum, self.affine = eps, momentum, affine
         self.track_running_stats = track_running_stats
         dtype = np.dtype(dtype or np.float32)
@@ -429,7 +462,7 @@ class _BatchNorm(Module):
     def forward(self, input):
         name = type(self).__name__
         if not isinstance(input, np.ndarray) or input.ndim not in self._ndims:
-            F._check_array(name, "input", input, self._ndims, self._layout)
+            checks.check_array(name, "input", input, self._ndims, self._layout)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1                      # in place: the buffer stays the same array
@@ -437,19 +470,13 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(self.num_batches_tracked)
         use_batch = self.training or self.running_mean is None
         w, b = self._affine()
-        axes, shape = F._bn_setup(name, input, self.running_mean, self.running_var, w, b, use_batch)
-        if use_batch:
-            F._check_finite(name, "input", input)
-        out, xhat, inv_std = F._batch_norm(input, self.running_mean, self.running_var, w, b, use_batch,
-                                           factor, self.eps, axes, shape)
-        _save(self, "_saved", (xhat, inv_std, use_batch, axes, shape))
+        out, backward = batch_norm_forward(input, self.running_mean, self.running_var, w, b, use_batch, factor,
+                                           self.eps, name=name)
+        _save(self, backward)
         return out
 
     def backward(self, grad_output):
-        xhat, inv_std, use_batch, axes, shape = _saved(self, "_saved")
-        F._check_grad_output(f"{type(self).__name__}.backward", grad_output, xhat.shape, xhat.dtype)
-        w = None if self.weight is None else self.weight.data
-        grad_input, grad_w, grad_b = F._bn_backward(grad_output, xhat, inv_std, w, use_batch, axes, shape)
+        grad_input, grad_w, grad_b = _saved(self)(grad_output)
         for param, grad in ((self.weight, grad_w), (self.bias, grad_b)):
             if param is not None:
                 _accumulate(param, grad)
@@ -498,23 +525,13 @@ class MaxPool2d(Module):
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, input):
-        kernel, stride, padding, dilation, out_hw, pads = F._pool_setup(
-            "MaxPool2d", input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
-        if F._tiles(input.shape[2:], kernel, stride, padding, dilation, out_hw):    # windows tile the image
-            out, won = F._max_pool2d_tiles(input, kernel, out_hw)
-            _save(self, "_saved", (input.shape, kernel, won))
-            idx = F._tile_indices(won, kernel, input.shape[3]) if self.return_indices else None
-        else:
-            out, idx = F._max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)
-            _save(self, "_saved", (input.shape, None, idx))
-        return (out, idx) if self.return_indices else out
+        out, backward = fast.max_pool2d_forward(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                                                self.ceil_mode, self.return_indices, name="MaxPool2d")
+        _save(self, backward)
+        return out
 
     def backward(self, grad_output):
-        input_shape, kernel, winners = _saved(self, "_saved")
-        F._check_grad_output("MaxPool2d.backward", grad_output, winners.shape, grad_output.dtype)
-        if kernel is not None:
-            return F._max_pool2d_tiles_backward(grad_output, winners, kernel, input_shape)
-        return F._max_pool2d_scatter(grad_output, winners, input_shape)
+        return _saved(self)(grad_output)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -536,11 +553,11 @@ class AvgPool2d(Module):
 
     def forward(self, input):
         out = F.avg_pool2d(input, **self._kwargs())
-        _save(self, "_saved", input)
+        _save(self, input)
         return out
 
     def backward(self, grad_output):
-        return F.avg_pool2d_backward(grad_output, _saved(self, "_saved"), **self._kwargs())
+        return F.avg_pool2d_backward(grad_output, _saved(self), **self._kwargs())
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -554,13 +571,13 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, input):
-        F._check_array("ReLU", "input", input)
-        _save(self, "_saved", ~(input <= 0))                 # where the gradient passes (NaN too, as torch)
+        checks.check_array("ReLU", "input", input)
+        _save(self, ~(input <= 0))                 # where the gradient passes (NaN too, as torch)
         return np.maximum(input, 0, out=input if self.inplace else None)
 
     def backward(self, grad_output):
-        passes = _saved(self, "_saved")
-        F._check_grad_output("ReLU.backward", grad_output, passes.shape, grad_output.dtype)
+        passes = _saved(self)
+        checks.check_grad_output("ReLU.backward", grad_output, passes.shape, grad_output.dtype)
         return grad_output * passes
 
     def extra_repr(self):
@@ -575,16 +592,16 @@ class LeakyReLU(Module):
         self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, input):
-        F._check_array("LeakyReLU", "input", input)
+        checks.check_array("LeakyReLU", "input", input)
         positive = input > 0
-        _save(self, "_saved", positive)
+        _save(self, positive)
         if self.inplace:
             return np.multiply(input, self.negative_slope, out=input, where=~positive)
         return np.where(positive, input, input * self.negative_slope)
 
     def backward(self, grad_output):
-        positive = _saved(self, "_saved")
-        F._check_grad_output("LeakyReLU.backward", grad_output, positive.shape, grad_output.dtype)
+        positive = _saved(self)
+        checks.check_grad_output("LeakyReLU.backward", grad_output, positive.shape, grad_output.dtype)
         return np.where(positive, grad_output, grad_output * self.negative_slope)
 
     def extra_repr(self):
@@ -596,11 +613,11 @@ class Sigmoid(Module):
 
     def forward(self, input):
         out = F.sigmoid(input)
-        _save(self, "_saved", out)
+        _save(self, out)
         return out
 
     def backward(self, grad_output):
-        return F.sigmoid_backward(grad_output, _saved(self, "_saved"))
+        return F.sigmoid_backward(grad_output, _saved(self))
 
 
 class Tanh(Module):
@@ -608,11 +625,11 @@ class Tanh(Module):
 
     def forward(self, input):
         out = F.tanh(input)
-        _save(self, "_saved", out)
+        _save(self, out)
         return out
 
     def backward(self, grad_output):
-        return F.tanh_backward(grad_output, _saved(self, "_saved"))
+        return F.tanh_backward(grad_output, _saved(self))
 
 
 class Flatten(Module):
@@ -628,16 +645,16 @@ class Flatten(Module):
 
     def forward(self, input):
         if not isinstance(input, np.ndarray):
-            F._check_array("Flatten", "input", input)
+            checks.check_array("Flatten", "input", input)
         start, end = self.start_dim % max(input.ndim, 1), self.end_dim % max(input.ndim, 1)
         if start > end:
             raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} "
                              f"for input of shape {input.shape}")
-        _save(self, "_saved", input.shape)
+        _save(self, input.shape)
         return input.reshape(input.shape[:start] + (-1,) + input.shape[end + 1:])
 
     def backward(self, grad_output):
-        return grad_output.reshape(_saved(self, "_saved"))
+        return grad_output.reshape(_saved(self))
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -652,16 +669,16 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False, generator=None):
         super().__init__()
-        F._check_p("Dropout", p)
+        checks.check_dropout_p("Dropout", p)
         self.p, self.inplace, self.generator = p, inplace, generator
 
     def forward(self, input):
         out, mask = F.dropout(input, self.p, self.training, self.inplace, generator=self.generator, return_mask=True)
-        _save(self, "_saved", (mask, self.training))
+        _save(self, (mask, self.training))
         return out
 
     def backward(self, grad_output):
-        mask, training = _saved(self, "_saved")
+        mask, training = _saved(self)
         return F.dropout_backward(grad_output, mask, self.p, training)
 
     def extra_repr(self):
@@ -680,10 +697,8 @@ class Sequential(Module):
 
     def __init__(self, *modules):
         super().__init__()
-        for i, module in enumerate(modules):
-            if not isinstance(module, Module):
-                raise TypeError(f"Sequential: argument {i} must be a cnnbook.scratch.nn.Module, got {type(module).__name__}")
-            self._modules[str(i)] = module
+        for module in modules:
+            self.append(module)
 
     def __getitem__(self, index):
         modules = list(self._modules.values())
@@ -698,6 +713,11 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module):
+        """Add ``module`` at the end; return self."""
+        if not isinstance(module, Module):
+            hint = f"; hint: write nn.{module.capitalize()}() for a layer" if isinstance(module, str) else ""
+            raise TypeError(f"Sequential: module {len(self)} must be a cnnbook.scratch.nn.Module (a layer object "
+                            f"such as nn.ReLU()), got {type(module).__name__} {module!r}{hint}")
         self._modules[str(len(self))] = module
         return self
 
@@ -730,12 +750,12 @@ class Sequential(Module):
 class _Loss(Module):
     def backward(self, grad_output=1.0):
         """Gradient of the loss with respect to the input (``grad_output`` defaults to 1)."""
-        input, target = _saved(self, "_saved")
+        input, target = _saved(self)
         return self._backward(grad_output, input, target)
 
     def forward(self, input, target):
         loss = self._forward(input, target)
-        _save(self, "_saved", (input, target))
+        _save(self, (input, target))
         return loss
 
 
@@ -752,8 +772,8 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__()
-        F._check_reduction("CrossEntropyLoss", reduction)
-        F._check_smoothing("CrossEntropyLoss", label_smoothing)
+        checks.check_reduction("CrossEntropyLoss", reduction)
+        checks.check_smoothing("CrossEntropyLoss", label_smoothing)
         if weight is not None:
             self.register_buffer("weight", np.asarray(weight))
         else:
@@ -776,7 +796,7 @@ class NLLLoss(_Loss):
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__()
-        F._check_reduction("NLLLoss", reduction)
+        checks.check_reduction("NLLLoss", reduction)
         if weight is not None:
             self.register_buffer("weight", np.asarray(weight))
         else:
@@ -795,7 +815,7 @@ class MSELoss(_Loss):
 
     def __init__(self, reduction="mean"):
         super().__init__()
-        F._check_reduction("MSELoss", reduction)
+        checks.check_reduction("MSELoss", reduction)
         self.reduction = reduction
 
     def _forward(self, input, target):

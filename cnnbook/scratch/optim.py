@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
+from . import checks
 from .nn import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
@@ -95,7 +95,7 @@ class Optimizer:
             for i, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
-                F._check_finite(f"{name}.step", f"the gradient of parameter {i} of group {g} (shape {p.shape})", p.grad)
+                checks.check_finite(f"{name}.step", f"the gradient of parameter {i} of group {g} (shape {p.shape})", p.grad)
                 self._update(p, p.grad, self.state.setdefault(p, {}), group)
 
     def _update(self, param, grad, state, group):
