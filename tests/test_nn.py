@@ -369,3 +369,92 @@ def test_numpy_modules_never_import_torch():
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------
+# a layer object used several times in one forward pass (legal in torch): gradients add up
+# ---------------------------------------------------------------------------------------
+def relu_reused(m):
+    relu = m.ReLU()
+    return m.Sequential(m.Linear(4, 5), relu, m.Linear(5, 5), relu, m.Linear(5, 2)), (3, 4)
+
+
+def linear_shared(m):
+    lin = m.Linear(4, 4)
+    return m.Sequential(lin, m.Tanh(), lin, m.Sigmoid(), lin), (3, 4)
+
+
+def conv_block_shared(m):
+    block = m.Sequential(m.Conv2d(16, 16, 3, padding=1), m.BatchNorm2d(16), m.ReLU())
+    pool = m.MaxPool2d(2)
+    return m.Sequential(block, pool, block, pool, m.Flatten(), m.Linear(16, 3)), (2, 16, 4, 4)
+
+
+def conv_im2col_shared(m):
+    conv, pool = m.Conv2d(3, 3, 3, padding=1, stride=(1, 2)), m.MaxPool2d(3, stride=1, padding=1)
+    return m.Sequential(conv, pool, m.LeakyReLU(0.1), conv, pool, m.Dropout(0.0)), (2, 3, 5, 9)
+
+
+@pytest.mark.parametrize("build", [relu_reused, linear_shared, conv_block_shared, conv_im2col_shared])
+def test_layer_used_twice_in_one_pass_matches_torch(build):
+    """Values, input gradient, parameter gradients (summed over the uses) and buffers (batch norm
+    updated once per use) equal torch's; a shared parameter is listed once, as torch lists it."""
+    torch.manual_seed(0)
+    theirs, shape = build(torch.nn)
+    ours, _ = build(nn)
+    compare_layer(ours, theirs, np.random.default_rng(0).standard_normal(shape))
+    assert len(list(ours.parameters())) == len(list(theirs.parameters()))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+def test_layer_reuse_trains_like_torch_with_an_optimizer():
+    """Three SGD steps of a model sharing one Linear: the shared weight moves once per step, as in torch."""
+    from cnnbook.scratch import optim
+
+    torch.manual_seed(0)
+    theirs, _ = linear_shared(torch.nn)
+    ours, _ = linear_shared(nn)
+    theirs, ours = theirs.double(), ours.double()
+    ours.load_state_dict(theirs.state_dict())
+    opt, topt = optim.SGD(ours.parameters(), lr=0.5), torch.optim.SGD(theirs.parameters(), lr=0.5)
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    for _ in range(3):
+        opt.zero_grad(), topt.zero_grad()
+        ours.backward(np.ones((3, 4)) - ours(x))
+        theirs(torch.tensor(x)).backward(torch.tensor(np.ones((3, 4))) - theirs(torch.tensor(x)).detach())
+        opt.step(), topt.step()
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), **TOL)
+
+
+def test_backward_once_per_call_and_a_new_pass_forgets_the_old():
+    lin = nn.Linear(2, 2, dtype=np.float64)
+    x1, x2, g = np.ones((1, 2)), np.full((1, 2), 2.0), np.ones((1, 2))
+    lin(x1)
+    with nn.no_grad():                                  # saves nothing and keeps what was saved
+        lin(x2)
+    lin.backward(g)
+    np.testing.assert_array_equal(lin.weight.grad, g.T @ x1)
+    with pytest.raises(RuntimeError, match="Linear.backward: nothing saved from a forward pass"):
+        lin.backward(g)                                 # one forward, one backward
+    lin(x1)
+    lin(x2)                                             # an outermost call: a new pass
+    lin.backward(g)
+    with pytest.raises(RuntimeError, match="call backward once per forward call"):
+        lin.backward(g)
+
+
+def test_many_forward_calls_without_backward_do_not_pile_up_memory():
+    """Each outermost call starts a new pass: a layer keeps one pass's worth (a 1 MB mask here), not fifty."""
+    import tracemalloc
+
+    relu, x = nn.ReLU(), np.ones(10 ** 6)
+    relu(x)
+    tracemalloc.start()
+    try:
+        for _ in range(50):
+            relu(x)
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept < 3 * 10 ** 6

@@ -164,10 +164,19 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
 
     # -- traversal ------------------------------------------------------------------
-    def named_modules(self, prefix=""):
+    def _all_named_modules(self, prefix=""):
+        """Every path to a sub-module, a shared one under each of its names (state_dict's keys)."""
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child._all_named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_modules(self, prefix=""):
+        """``(name, module)`` pairs, this module first; a module used twice comes once, as in torch."""
+        seen = set()
+        for name, module in self._all_named_modules(prefix):
+            if id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -175,19 +184,24 @@ class Module:
     def children(self):
         return iter(self._modules.values())
 
-    def named_parameters(self):
-        """``(name, Parameter)`` pairs, torch's order: own parameters, then each child's."""
+    def _named(self, store):
+        seen = set()
         for prefix, module in self.named_modules():
-            for name, p in module._parameters.items():
-                yield (f"{prefix}.{name}" if prefix else name), p
+            for name, value in getattr(module, store).items():
+                if value is not None and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{prefix}.{name}" if prefix else name), value
+
+    def named_parameters(self):
+        """``(name, Parameter)`` pairs, torch's order: own parameters, then each child's; a shared
+        parameter comes once (so an optimizer updates it once)."""
+        return self._named("_parameters")
 
     def parameters(self):
         return (p for _, p in self.named_parameters())
 
     def named_buffers(self):
-        for prefix, module in self.named_modules():
-            for name, b in module._buffers.items():
-                yield (f"{prefix}.{name}" if prefix else name), b
+        return self._named("_buffers")
 
     # -- modes and gradients --------------------------------------------------------
     def train(self, mode=True):
@@ -230,7 +244,7 @@ class Module:
         snapshot while training goes on.
         """
         state = OrderedDict()
-        for prefix, module in self.named_modules():
+        for prefix, module in self._all_named_modules():
             pre = f"{prefix}." if prefix else ""
             for name, p in module._parameters.items():
                 state[pre + name] = p.data
