@@ -438,8 +438,7 @@ def test_linear_matches_torch(lead, fin, fout, bias):
     b = randn(rng, fout) if bias else None
     out, grad, grads = torch_run(TF.linear, [x, w, b])
     assert_close(F.linear(x, w, b), out)
-    for mine, theirs in zip(F.linear_backward(grad, x, w, b), grads):
-        assert (mine is None) if theirs is None else assert_close(mine, theirs) is None
+    assert_grads(F.linear_backward(grad, x, w, b), grads)
 
 
 def test_linear_golden():
@@ -465,8 +464,8 @@ def test_batch_norm_running_stats_and_gradients_over_steps(ndim, c, affine, mome
         assert_close(F.batch_norm(x, rm, rv, w, b, training, momentum, 1e-5), out, dtype)
         assert_close(rm, t_rm, dtype)                       # updated in place, like torch's
         assert_close(rv, t_rv, dtype)
-        for mine, theirs in zip(F.batch_norm_backward(grad, x, rm, rv, w, b, training, 1e-5), (gx, gw, gb)):
-            assert (mine is None) if theirs is None else assert_close(mine, theirs, dtype) is None
+        assert_grads(F.batch_norm_backward(grad, x, rm, rv, w, b, training, 1e-5), (gx, gw, gb),
+                     lambda mine, theirs: assert_close(mine, theirs, dtype))
 
 
 def test_batch_norm_golden():

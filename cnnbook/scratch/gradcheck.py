@@ -144,10 +144,16 @@ def gradcheck(f, inputs, backward, grad_output=None, eps=1e-6, tol=1e-6, atol=1e
             raise ValueError(f"gradcheck: gradient {i} has shape {np.shape(a)}, but inputs[{i}] has {x.shape}")
         numeric = numerical_gradient(lambda _: f(*inputs), x, grad_output, eps)
         errors.append(relative_error(a, numeric))
-        if errors[-1] > tol and np.abs(a - numeric).max() > atol:
+        if not _passes(errors[-1], a, numeric, tol, atol):
             failed.append(f"inputs[{i}]: relative error {errors[-1]:.3g}")
     _report(failed, tol, raise_exception)
     return errors
+
+
+def _passes(error, analytic, numeric, tol, atol):
+    """Whether a gradient passes: a relative error within ``tol``, or no entry off by more than
+    ``atol``. Written so that NaN (a NaN or infinite analytic gradient) fails both tests."""
+    return bool(error <= tol or np.abs(np.asarray(analytic) - numeric).max() <= atol)
 
 
 def _report(failed, tol, raise_exception):
@@ -190,9 +196,13 @@ def gradcheck_module(module, input, grad_output=None, eps=1e-6, tol=1e-6, atol=1
     targets = {"input": input, **{name: p.data for name, p in params.items()}}
     errors, failed = {}, []
     for name, x in targets.items():
+        if analytic[name] is None:
+            errors[name] = float("nan")
+            failed.append(f"{name}: no gradient (backward left it None)")
+            continue
         numeric = numerical_gradient(lambda _: module(input), x, grad_output, eps)
         errors[name] = relative_error(analytic[name], numeric)
-        if errors[name] > tol and np.abs(analytic[name] - numeric).max() > atol:
+        if not _passes(errors[name], analytic[name], numeric, tol, atol):
             failed.append(f"{name}: relative error {errors[name]:.3g}")
     for name, p in params.items():
         p.grad = saved_grads[name]
