@@ -100,7 +100,8 @@ def check_dropout_p(fn, p):
 
 def check_smoothing(fn, label_smoothing):
     """Raise unless ``label_smoothing`` is a number in [0, 1]."""
-    if not isinstance(label_smoothing, (int, float, np.floating)) or not 0 <= label_smoothing <= 1:
+    number = isinstance(label_smoothing, (int, float, np.floating)) and not isinstance(label_smoothing, bool)
+    if not number or not 0 <= label_smoothing <= 1:
         raise ValueError(f"{fn}: label_smoothing must be a float in [0, 1], got {label_smoothing!r}")
 
 

@@ -174,7 +174,7 @@ def im2col(input, kernel, stride=(1, 1), dilation=(1, 1), pads=(0, 0, 0, 0), gro
     windows = as_strided(xp, (n, c, *kernel, *out_hw),     # (N, C, KH, KW, H_out, W_out), no copy
                          (s[0], s[1], s[2] * dilation[0], s[3] * dilation[1], s[2] * stride[0], s[3] * stride[1]),
                          writeable=False)
-    return windows.reshape(n, groups, -1, out_hw[0] * out_hw[1])   # the copy
+    return windows.reshape(n, groups, c // groups * kernel[0] * kernel[1], out_hw[0] * out_hw[1])  # the copy
 
 
 def col2im(grad_cols, tap_axis, in_hw, stride, pads, dilation):
@@ -286,7 +286,7 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     check_grad_output(fn, grad_output, (input.shape[0], weight.shape[0], *out_hw), input.dtype)
     (n, c_in, h, w), (c_out, _, kh, kw) = input.shape, weight.shape
     cols = im2col(input, (kh, kw), stride, dilation, pads, groups)        # (N, G, K, P), K = C_in/G*KH*KW
-    g = grad_output.reshape(n, groups, c_out // groups, -1)               # (N, G, C_out/G, P)
+    g = grad_output.reshape(n, groups, c_out // groups, out_hw[0] * out_hw[1])   # (N, G, C_out/G, P)
     grad_weight = np.matmul(g, cols.transpose(0, 1, 3, 2)).sum(axis=0)    # (G, C_out/G, K)
     w_t = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)  # (G, K, C_out/G)
     grad_cols = np.matmul(w_t, g).reshape(n, c_in, kh, kw, *out_hw)       # what each column sent forward

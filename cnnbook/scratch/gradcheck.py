@@ -96,7 +96,8 @@ def relative_error(a, b):
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     scale = np.linalg.norm(a) + np.linalg.norm(b)
-    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
+    with np.errstate(invalid="ignore"):                     # NaN or inf in a gradient: NaN, which fails
+        return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
 
 
 def gradcheck(f, inputs, backward, grad_output=None, eps=1e-6, tol=1e-6, atol=1e-8, raise_exception=True):

@@ -665,7 +665,8 @@ class Flatten(Module):
             raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} "
                              f"for input of shape {input.shape}")
         _save(self, input.shape)
-        return input.reshape(input.shape[:start] + (-1,) + input.shape[end + 1:])
+        merged = int(np.prod(input.shape[start:end + 1]))       # not -1: an empty batch has no size to infer from
+        return input.reshape(input.shape[:start] + (merged,) + input.shape[end + 1:])
 
     def backward(self, grad_output):
         return grad_output.reshape(_saved(self))
