@@ -326,8 +326,8 @@ def test_module_errors(name, call, error, match):
         call()
 
 
-SCRATCH_MODULES = ["activations", "checks", "conv", "fast", "functional", "gradcheck", "lenet", "linear",
-                   "losses", "nn", "normalization", "optim", "pool"]
+SCRATCH_MODULES = ["activations", "checks", "conv", "fast", "fast_conv", "functional", "gradcheck", "layers",
+                   "lenet", "linear", "losses", "module", "nn", "normalization", "optim", "pool", "threads"]
 
 
 @pytest.mark.parametrize("name", SCRATCH_MODULES)

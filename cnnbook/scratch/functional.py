@@ -36,7 +36,7 @@ from __future__ import annotations
 from .activations import (leaky_relu, leaky_relu_backward, log_softmax, log_softmax_backward, relu,
                           relu_backward, sigmoid, sigmoid_backward, softmax, softmax_backward, tanh, tanh_backward)
 from .conv import conv2d, conv2d_backward, conv2d_backward_loop, conv2d_loop
-from .fast import get_num_threads, set_num_threads
+from .threads import get_num_threads, set_num_threads
 from .linear import dropout, dropout_backward, linear, linear_backward
 from .losses import (cross_entropy, cross_entropy_backward, mse_loss, mse_loss_backward, nll_loss,
                      nll_loss_backward)
