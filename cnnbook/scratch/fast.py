@@ -74,7 +74,8 @@ def _conv2d_run(input, weight, bias, stride, pads, dilation, groups, out_hw, pat
         return out, lambda g, input_grad: conv2d_backward_shifted(g, input, weight, pads, dilation, input_grad)
     out, cols = conv2d_im2col(input, weight, bias, stride, pads, dilation, groups, out_hw,
                                batch_first=path == "im2col_batch_first")
-    return out, lambda g, input_grad: conv2d_backward_im2col(g, cols, weight, input.shape, stride, pads,
+    shape = input.shape                                     # the columns hold the input: not kept twice
+    return out, lambda g, input_grad: conv2d_backward_im2col(g, cols, weight, shape, stride, pads,
                                                               dilation, groups, input_grad)
 
 
@@ -113,8 +114,10 @@ def conv2d_forward(input, weight, bias=None, stride=1, padding=0, dilation=1, gr
     else:
         out, grads = _conv2d_run(input, weight, bias, stride, pads, dilation, groups, out_hw, path or default)
 
+    out_shape, dtype = out.shape, input.dtype     # not the output itself: keeping it alive costs memory
+
     def backward(grad_output, input_grad=True):
-        check_grad_output(f"{name}.backward", grad_output, out.shape, input.dtype)
+        check_grad_output(f"{name}.backward", grad_output, out_shape, dtype)
         grad_input, grad_weight = grads(grad_output, input_grad)
         return grad_input, grad_weight, None if bias is None else _bias_grad(grad_output)
     return out, backward
@@ -216,10 +219,11 @@ def max_pool2d_forward(input, kernel_size, stride=None, padding=0, dilation=1, c
                                                  ceil_mode, indices=idx)
         return ((out, idx) if return_indices else out), backward
     out, won = _max_pool2d_tiles(input, kernel, out_hw)
+    input_shape, dtype = input.shape, input.dtype          # the input itself is not needed
 
     def backward(grad_output):
-        check_grad_output(f"{name}.backward", grad_output, out.shape, input.dtype)
-        return _max_pool2d_tiles_backward(grad_output, won, kernel, input.shape)
+        check_grad_output(f"{name}.backward", grad_output, won.shape, dtype)
+        return _max_pool2d_tiles_backward(grad_output, won, kernel, input_shape)
     if return_indices:
         return (out, _flat_indices(won, kernel, kernel, (0, 0), (1, 1), input.shape[3])), backward
     return out, backward
