@@ -477,3 +477,19 @@ def test_many_forward_calls_without_backward_do_not_pile_up_memory():
     finally:
         tracemalloc.stop()
     assert kept < 3 * 10 ** 6
+
+
+def test_a_model_pickles_and_copies_after_a_forward_pass():
+    """What a forward pass saved (functions over its arrays) is not part of the model: pickling works
+    and a copy starts with nothing saved."""
+    import pickle
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 2))
+    x = np.random.default_rng(0).standard_normal((3, 1, 6, 6)).astype(np.float32)
+    out = model(x)
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        np.testing.assert_array_equal(twin(x), out)
+        with pytest.raises(RuntimeError, match="nothing saved"):
+            copy.deepcopy(twin).backward(np.ones_like(out))
+    model.backward(np.ones_like(out))                   # the original still has its pass
+    assert model[0].weight.grad is not None

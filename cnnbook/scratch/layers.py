@@ -49,11 +49,11 @@ class Conv2d(Module):
 
     Notes
     -----
-    Stride-1 layers with ``groups=1`` and at least 16 input channels skip im2col and split
-    the batch over :func:`cnnbook.scratch.functional.get_num_threads` threads (BLAS on one thread
-    each). The other layers use im2col: image by image, split over the same threads, when
-    the output is at least 16x16; below that one product for the whole batch, with NumPy's
-    BLAS on its own threads.
+    Runs on :func:`cnnbook.scratch.fast.conv2d_forward`, which :func:`cnnbook.scratch.fast.conv2d_path`
+    routes: stride-1 layers with ``groups=1`` and at least 16 input channels skip im2col and
+    split the batch over :func:`cnnbook.scratch.functional.get_num_threads` threads (BLAS on one
+    thread each); the other layers use im2col, image by image on the same threads when the
+    output is at least 16x16, below that one product for the whole batch.
 
     Shape
     -----

@@ -120,6 +120,15 @@ class Module:
                 return found[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def __getstate__(self):
+        """Pickle and ``copy.deepcopy`` copy the model, not what a forward pass saved for backward."""
+        state = dict(self.__dict__)
+        state.pop("_saved", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     def register_buffer(self, name, array):
         """Register a non-trainable array saved in ``state_dict`` (e.g. running statistics)."""
         self._buffers[name] = array
