@@ -20,6 +20,11 @@ ratios changed with the order of the rows. ``--malloc default`` measures without
     .venv/bin/python benchmarks/bench_numerics.py [--rounds 4] [--malloc steady|default]
 
 Prints a Markdown table (pasted into benchmarks/README.md) and the conditions of the run.
+
+``--cpu`` measures cnnbook alone instead: the CPU time (``time.process_time``) of one forward
++ backward on one thread, the median of ``--calls`` calls per layer. CPU time is far less
+disturbed than wall time by other programs on the machine, so two checkouts compare fairly
+when run in alternation (``PYTHONPATH=old ... --cpu``, ``PYTHONPATH=new ... --cpu``, again).
 """
 import argparse
 import os
@@ -120,6 +125,17 @@ def block_medians(contenders, rounds, per_block=5, settle=0.25):
     return [float(np.median(t)) for t in times]
 
 
+def cpu_milliseconds(fn, calls):
+    """Median CPU milliseconds of ``fn()`` over ``calls`` calls, after two untimed ones."""
+    fn(), fn()
+    times = []
+    for _ in range(calls):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return float(np.median(times)) * 1e3
+
+
 def conditions():
     """One line about the machine, the libraries and the load."""
     try:
@@ -135,6 +151,15 @@ def conditions():
             f"load average {os.getloadavg()[0]:.1f}")
 
 
+def cpu_table(rows, calls):
+    """Print cnnbook's CPU milliseconds per forward + backward on one thread, one row per layer."""
+    print(f"| forward + backward, batch 128, float32 | cnnbook CPU time, 1 thread (ms, median of {calls}) |")
+    print("|---|---:|")
+    for label, (ours, _), _ in rows:
+        print(f"| {label} | {cpu_milliseconds(one_thread(ours) or ours, calls):.1f} |", flush=True)
+    print(f"\nafter: {conditions()}")
+
+
 STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 32), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32)}
 
 
@@ -143,6 +168,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=4, help="blocks of 5 timed calls per contender")
     parser.add_argument("--malloc", choices=["steady", "default"], default="steady",
                         help="steady: restart with glibc malloc keeping freed memory (the default)")
+    parser.add_argument("--cpu", action="store_true", help="CPU time of cnnbook alone, one thread")
+    parser.add_argument("--calls", type=int, default=7, help="timed calls per layer with --cpu")
     args = parser.parse_args(argv)
     if args.malloc == "steady" and any(os.environ.get(k) != v for k, v in STEADY_MALLOC.items()):
         os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]],
@@ -150,12 +177,14 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     malloc = " ".join(f"{k}={os.environ[k]}" for k in STEADY_MALLOC if k in os.environ) or "glibc defaults"
     print(f"before: {conditions()}\nmalloc: {malloc}\n")
-    print("| forward + backward, batch 128, float32 | torch (ms) | cnnbook, default threads (ms) | ratio "
-          "| cnnbook, 1 thread (ms) | ratio | target | met |")
-    print("|---|---:|---:|---:|---:|---:|---:|:---:|")
     rows = [(f"Conv2d {c_in}->{c_out}, {size}x{size}, 3x3, padding 1", conv_pair(size, c_in, c_out, rng), CONV_TARGET)
             for size, c_in, c_out in CONVS]
     rows += [(f"MaxPool2d(2), {c} channels, {size}x{size}", pool_pair(size, c, rng), POOL_TARGET) for size, c in POOLS]
+    if args.cpu:
+        return cpu_table(rows, args.calls)
+    print("| forward + backward, batch 128, float32 | torch (ms) | cnnbook, default threads (ms) | ratio "
+          "| cnnbook, 1 thread (ms) | ratio | target | met |")
+    print("|---|---:|---:|---:|---:|---:|---:|:---:|")
     for label, (ours, theirs), target in rows:
         single = one_thread(ours)
         times = block_medians([theirs, ours] + ([single] if single else []), args.rounds)

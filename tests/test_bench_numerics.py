@@ -37,3 +37,15 @@ def test_block_medians_settles_each_block_then_times_back_to_back_calls(bench, m
 def test_steady_malloc_settings_are_the_ones_documented(bench):
     assert set(bench.STEADY_MALLOC) == {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
     assert "MALLOC_MMAP_THRESHOLD_" in bench.__doc__ and "--malloc default" in bench.__doc__
+
+
+def test_cpu_milliseconds_is_the_median_of_the_timed_calls(bench, monkeypatch):
+    clock = {"now": 0.0, "calls": 0}
+    monkeypatch.setattr(bench.time, "process_time", lambda: clock["now"])
+    costs = iter([9.0, 9.0, 0.004, 0.001, 0.003])                  # two untimed calls, then three timed
+
+    def call():
+        clock["calls"] += 1
+        clock["now"] += next(costs)
+    assert bench.cpu_milliseconds(call, calls=3) == pytest.approx(3.0)
+    assert clock["calls"] == 5

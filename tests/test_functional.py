@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, strategies as st
 
-from cnnbook.scratch import functional as F, nn
+from cnnbook.scratch import checks, fast, functional as F, nn
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-5)}
 
@@ -99,26 +99,13 @@ def test_conv2d_loop_equals_vectorized(case):
             np.testing.assert_allclose(loop, fast, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.filterwarnings("ignore:Using padding='same'")
-@pytest.mark.parametrize("min_pixels", [0, 10 ** 9], ids=["batch-first", "batch-last"])
-@given(case=conv_cases())
-def test_conv2d_im2col_layouts_match_torch(min_pixels, case):
-    """Both im2col layouts, forced for any output size (outputs from 16x16 up take batch first)."""
-    x, w, b = conv_arrays(case, seed=2)
-    kw = conv_kwargs(case)
-    out, grad, grads = torch_run(lambda x, w, b: TF.conv2d(x, w, b, **kw), [x, w, b])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(F, "_BATCH_FIRST_MIN_PIXELS", min_pixels)
-        patch.setattr(F, "_SHIFTED_MIN_CHANNELS", 10 ** 9)
-        probe = F._im2col(np.zeros((1, 1, 2, 2)), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), (2, 2), 1)
-        assert probe.ndim == (4 if min_pixels == 0 else 3)
-        assert_close(F.conv2d(x, w, b, **kw), out)
-        ours = F.conv2d_backward(grad, x, w, b, **kw)
-    for mine, theirs in zip(ours, grads):
-        if theirs is None:
+def assert_grads(ours, theirs, close=assert_close):
+    """Gradients equal (None where the other side has None)."""
+    for mine, other in zip(ours, theirs, strict=True):
+        if other is None:
             assert mine is None
         else:
-            assert_close(mine, theirs)
+            close(mine, other)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
@@ -126,77 +113,81 @@ def test_conv2d_im2col_layouts_match_torch(min_pixels, case):
     ((4, 1, 28, 28), (8, 1, 3, 3), dict(padding=1)),
     ((2, 6, 9, 11), (6, 2, 3, 2), dict(stride=2, dilation=(1, 2), groups=3, padding="valid")),
     ((2, 3, 8, 8), (4, 3, 4, 4), dict(padding="same", dilation=2)),
-    ((2, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),              # shifted-view path from here on
+    ((2, 32, 28, 28), (32, 32, 3, 3), dict(padding=1)),              # the layers' shifted-view path from here on
     ((2, 32, 14, 14), (64, 32, 3, 3), dict(padding=1)),
     ((2, 64, 14, 14), (64, 64, 3, 3), dict(padding=1)),
     ((2, 16, 9, 7), (8, 16, 2, 3), dict(padding="same", dilation=(1, 2))),
     ((3, 16, 6, 5), (4, 16, 1, 3), dict(padding=(2, 0))),            # padding beyond the kernel's span
 ])
-def test_conv2d_float32_matches_torch(shape, weight, kw):
+@pytest.mark.parametrize("via", ["functional", "fast"])
+def test_conv2d_float32_matches_torch(shape, weight, kw, via):
     case = dict(shape=shape, weight=weight, bias=True)
     x, w, b = conv_arrays(case, dtype=np.float32)
     out, grad, grads = torch_run(lambda x, w, b: TF.conv2d(x, w, b, **kw), [x, w, b])
-    for mine, theirs in zip((F.conv2d(x, w, b, **kw), *F.conv2d_backward(grad, x, w, b, **kw)), (out, *grads)):
+    if via == "functional":
+        ours = (F.conv2d(x, w, b, **kw), *F.conv2d_backward(grad, x, w, b, **kw))
+    else:
+        mine, backward = fast.conv2d_forward(x, w, b, **kw)
+        ours = (mine, *backward(grad))
+    for mine, theirs in zip(ours, (out, *grads)):
         assert mine.dtype == np.float32 and mine.shape == theirs.shape
         # float32 sums of hundreds of terms: absolute error grows with the values' size
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(theirs).max()))
 
 
+# ---------------------------------------------------------------------------------------
+# conv2d's fast paths (cnnbook.scratch.fast), each forced for any shape
+# ---------------------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
-@given(conv_cases())
-def test_conv2d_shifted_path_matches_torch_and_loop(case):
-    """The stride-1 path without im2col, forced for any channel count, in float64."""
-    case = dict(case, stride=1, groups=1, weight=(case["weight"][0], case["shape"][1], *case["weight"][2:]))
-    x, w, b = conv_arrays(case)
+@pytest.mark.parametrize("path", fast.CONV2D_PATHS)
+@given(case=conv_cases())
+def test_conv2d_fast_paths_match_torch_and_loop(path, case):
+    """Every path, forced through ``path=``, gives torch's values and gradients and the loop version's."""
+    if path == "shifted":                                   # stride 1, one group: the path's preconditions
+        case = dict(case, stride=1, groups=1, weight=(case["weight"][0], case["shape"][1], *case["weight"][2:]))
+    x, w, b = conv_arrays(case, seed=2)
     kw = conv_kwargs(case)
     out, grad, grads = torch_run(lambda x, w, b: TF.conv2d(x, w, b, **kw), [x, w, b])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(F, "_SHIFTED_MIN_CHANNELS", 1)
-        assert F._use_shifted(w, (1, 1), 1)
-        assert_close(F.conv2d(x, w, b, **kw), out)
-        ours = F.conv2d_backward(grad, x, w, b, **kw)
-    for mine, theirs, loop in zip(ours, grads, F.conv2d_backward_loop(grad, x, w, b, **kw)):
-        if theirs is None:
-            assert mine is None
-        else:
-            assert_close(mine, theirs)
-            np.testing.assert_allclose(mine, loop, rtol=1e-12, atol=1e-12)
+    mine, backward = fast.conv2d_forward(x, w, b, **kw, path=path)
+    assert_close(mine, out)
+    ours = backward(grad)
+    assert_grads(ours, grads)
+    loop = F.conv2d_backward_loop(grad, x, w, b, **kw)
+    assert_grads(ours, loop, lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12))
+    assert backward(grad, input_grad=False)[0] is None
 
 
-@pytest.mark.parametrize("pads, kernel, dilation", [((1, 2, 2, 1), (2, 4), (1, 1)), ((0, 0, 1, 1), (1, 2), (1, 2)),
-                                                      ((2, 2, 0, 0), (1, 1), (1, 1))])
-def test_flat_grid_rows_share_their_zero_columns(pads, kernel, dilation):
-    """Rows W + max(left, right) long: every tap's shifted view reads the zero-padded image."""
-    x = np.arange(1.0, 13.0).reshape(1, 3, 4)
-    top, bottom, left, right = pads
-    padded = np.pad(x, ((0, 0), (top, bottom), (left, right)))
-    span = [d * (k - 1) for k, d in zip(kernel, dilation)]
-    ho, wo = padded.shape[1] - span[0], padded.shape[2] - span[1]
-    row_len = 4 + max(left, right, left + right - span[1])
-    buf, interior = F._flat_grid(1, (3, 4), pads, row_len, span[1], np.float64)
-    interior[...] = x
-    taps = F._shifted_taps(buf, kernel, dilation, row_len, 0, ho)
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            view = taps[i, j].reshape(1, ho, row_len)[:, :, :wo]
-            np.testing.assert_array_equal(view, padded[:, i * dilation[0]:i * dilation[0] + ho,
-                                                          j * dilation[1]:j * dilation[1] + wo])
+@pytest.mark.parametrize("padding, kernel, dilation", [((1, 2), (2, 4), (1, 1)), ((0, 1), (1, 2), (1, 2)),
+                                                        ((2, 0), (1, 1), (1, 1)), ("same", (2, 3), (1, 2))])
+def test_conv2d_shifted_path_at_the_padded_edges(padding, kernel, dilation):
+    """Padding wider than the kernel's span and asymmetric 'same' padding: the shifted views
+    read zeros wherever a tap falls off the image, never a neighbouring row's pixels."""
+    rng = np.random.default_rng(3)
+    x, w = randn(rng, 2, 3, 4, 5), randn(rng, 2, 3, *kernel)
+    kw = dict(padding=padding, dilation=dilation)
+    out, grad, grads = torch_run(lambda x, w: TF.conv2d(x, w, **kw), [x, w])
+    mine, backward = fast.conv2d_forward(x, w, **kw, path="shifted")
+    assert_close(mine, out)
+    assert_grads(backward(grad)[:2], grads)
 
 
 def test_conv2d_threads_split_the_batch_without_changing_results():
     rng = np.random.default_rng(0)
     x, w, g = randn(rng, 5, 16, 7, 6), randn(rng, 4, 16, 3, 3), randn(rng, 5, 4, 7, 6)
-    before = F.get_num_threads()
+    before = fast.get_num_threads()
     try:
-        results = []
+        results = {}
         for threads in (1, 3):
-            F.set_num_threads(threads)
-            results.append((F.conv2d(x, w, padding=1), *F.conv2d_backward(g, x, w, padding=1)[:2]))
-        assert F._split_images(lambda start, stop: (start, stop), 5) == [(0, 1), (1, 3), (3, 5)]
+            fast.set_num_threads(threads)
+            assert fast.get_num_threads() == threads
+            for path in fast.CONV2D_PATHS:
+                out, backward = fast.conv2d_forward(x, w, padding=1, path=path)
+                results[threads, path] = (out, *backward(g)[:2])
     finally:
-        F.set_num_threads(before)
-    for one, three in zip(*results):
-        np.testing.assert_allclose(one, three, rtol=1e-12, atol=1e-12)
+        fast.set_num_threads(before)
+    for path in fast.CONV2D_PATHS:
+        for one, three in zip(results[1, path], results[3, path]):
+            np.testing.assert_allclose(one, three, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=r"set_num_threads: num_threads must be >= 1, got 0"):
         F.set_num_threads(0)
 
@@ -206,13 +197,13 @@ def test_conv2d_threads_work_in_a_forked_child():
     """A forked child inherits the thread pool but not its threads: it must make its own."""
     rng = np.random.default_rng(0)
     x, w = randn(rng, 4, 16, 6, 6), randn(rng, 3, 16, 3, 3)
-    before = F.get_num_threads()
-    F.set_num_threads(2)
+    before = fast.get_num_threads()
+    fast.set_num_threads(2)
     try:
-        expected = F.conv2d(x, w, padding=1)                    # starts the pool's threads here
+        expected = fast.conv2d_forward(x, w, padding=1)[0]      # starts the pool's threads here
         pid = os.fork()
         if pid == 0:
-            os._exit(0 if np.allclose(F.conv2d(x, w, padding=1), expected) else 1)
+            os._exit(0 if np.allclose(fast.conv2d_forward(x, w, padding=1)[0], expected) else 1)
         for _ in range(200):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
@@ -223,16 +214,20 @@ def test_conv2d_threads_work_in_a_forked_child():
             os.waitpid(pid, 0)
             pytest.fail("conv2d hung in a forked child")
     finally:
-        F.set_num_threads(before)
+        fast.set_num_threads(before)
     assert status == 0
 
 
 def test_conv2d_path_choice():
-    """Wide stride-1 convolutions skip im2col; strided, grouped or narrow ones keep it."""
-    w = np.zeros((8, 16, 3, 3))
-    assert F._use_shifted(w, (1, 1), 1)
-    assert not F._use_shifted(w, (2, 1), 1) and not F._use_shifted(w, (1, 1), 2)
-    assert not F._use_shifted(w[:, :3], (1, 1), 1)
+    """Wide stride-1 convolutions skip im2col; strided, grouped or narrow ones keep it, batch first on large outputs."""
+    assert fast.conv2d_path((8, 16, 3, 3), (1, 1), 1, (7, 7)) == "shifted"
+    assert fast.conv2d_path((8, 16, 3, 3), (2, 1), 1, (28, 28)) == "im2col_batch_first"
+    assert fast.conv2d_path((8, 8, 3, 3), (1, 1), 2, (7, 7)) == "im2col_batch_last"
+    assert fast.conv2d_path((8, 3, 3, 3), (1, 1), 1, (16, 16)) == "im2col_batch_first"
+    with pytest.raises(ValueError, match=r"conv2d: path='shifted' needs stride=1 and groups=1"):
+        fast.conv2d_forward(np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3)), stride=2, path="shifted")
+    with pytest.raises(ValueError, match=r"conv2d: path must be None or one of"):
+        fast.conv2d_forward(np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3)), path="winograd")
 
 
 def test_conv2d_golden():
@@ -328,18 +323,17 @@ def test_max_pool2d_tiling_path_matches_torch_and_general_path(kernel, extra, ce
     grad = randn(rng, *t_out.shape, dtype=dtype)
     grad.flat[0] = {"ties": 1.0, "nan": np.nan, "inf": np.inf}[special]   # reaches only its winner
     t_out.backward(torch.from_numpy(grad))
-    setup = F._pool_setup("max_pool2d", x, kernel, None, 0, 1, ceil_mode)
     divisible = all(size % k == 0 for size, k in zip(x.shape[2:], kernel))
-    assert F._tiles(x.shape[2:], *setup[:4], setup[4]) == (not ceil_mode or divisible)   # else a partial window
-    out, idx = F.max_pool2d(x, return_indices=True, **kw)
-    np.testing.assert_array_equal(out, t_out.detach().numpy())
-    np.testing.assert_array_equal(idx, t_idx.numpy())
-    general = F._max_pool2d_forward(x, *setup)
-    np.testing.assert_array_equal(out, general[0])
-    np.testing.assert_array_equal(idx, general[1])
-    layer = nn.MaxPool2d(kernel, ceil_mode=ceil_mode, return_indices=True)
-    np.testing.assert_array_equal(layer(x)[1], idx)
-    for grad_input in (F.max_pool2d_backward(grad, x, **kw), layer.backward(grad)):
+    if ceil_mode and not divisible:                          # a partial last window: only the general path
+        with pytest.raises(ValueError, match="max_pool2d: path must be None, 'general' or"):
+            fast.max_pool2d_forward(x, **kw, path="tiles")
+        return
+    results = [fast.max_pool2d_forward(x, **kw, return_indices=True, path=path) for path in ("tiles", "general")]
+    results.append(((*F.max_pool2d(x, **kw, return_indices=True),), lambda g: F.max_pool2d_backward(g, x, **kw)))
+    for (out, idx), backward in results:
+        np.testing.assert_array_equal(out, t_out.detach().numpy())
+        np.testing.assert_array_equal(idx, t_idx.numpy())
+        grad_input = backward(grad)
         assert grad_input.dtype == dtype and not np.signbit(grad_input[grad_input == 0]).any()
         np.testing.assert_array_equal(grad_input, t.grad.numpy())
 
@@ -347,14 +341,15 @@ def test_max_pool2d_tiling_path_matches_torch_and_general_path(kernel, extra, ce
 def test_max_pool2d_tiling_path_splits_the_batch_without_changing_results():
     x = np.maximum(randn(np.random.default_rng(0), 5, 3, 8, 6, dtype=np.float32), 0)   # ReLU'd: ties at 0
     g = randn(np.random.default_rng(1), 5, 3, 4, 3, dtype=np.float32)
-    before = F.get_num_threads()
+    before = fast.get_num_threads()
     try:
         results = []
         for threads in (1, 3):
-            F.set_num_threads(threads)
-            results.append((*F.max_pool2d(x, 2, return_indices=True), F.max_pool2d_backward(g, x, 2)))
+            fast.set_num_threads(threads)
+            (out, idx), backward = fast.max_pool2d_forward(x, 2, return_indices=True, path="tiles")
+            results.append((out, idx, backward(g)))
     finally:
-        F.set_num_threads(before)
+        fast.set_num_threads(before)
     for one, three in zip(*results):
         np.testing.assert_array_equal(one, three)
 
@@ -443,8 +438,7 @@ def test_linear_matches_torch(lead, fin, fout, bias):
     b = randn(rng, fout) if bias else None
     out, grad, grads = torch_run(TF.linear, [x, w, b])
     assert_close(F.linear(x, w, b), out)
-    for mine, theirs in zip(F.linear_backward(grad, x, w, b), grads):
-        assert (mine is None) if theirs is None else assert_close(mine, theirs) is None
+    assert_grads(F.linear_backward(grad, x, w, b), grads)
 
 
 def test_linear_golden():
@@ -470,8 +464,8 @@ def test_batch_norm_running_stats_and_gradients_over_steps(ndim, c, affine, mome
         assert_close(F.batch_norm(x, rm, rv, w, b, training, momentum, 1e-5), out, dtype)
         assert_close(rm, t_rm, dtype)                       # updated in place, like torch's
         assert_close(rv, t_rv, dtype)
-        for mine, theirs in zip(F.batch_norm_backward(grad, x, rm, rv, w, b, training, 1e-5), (gx, gw, gb)):
-            assert (mine is None) if theirs is None else assert_close(mine, theirs, dtype) is None
+        assert_grads(F.batch_norm_backward(grad, x, rm, rv, w, b, training, 1e-5), (gx, gw, gb),
+                     lambda mine, theirs: assert_close(mine, theirs, dtype))
 
 
 def test_batch_norm_golden():
@@ -520,7 +514,7 @@ def test_dropout_edge_cases():
 # ---------------------------------------------------------------------------------------
 # losses
 # ---------------------------------------------------------------------------------------
-@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), reduction=st.sampled_from(F.REDUCTIONS))
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), reduction=st.sampled_from(checks.REDUCTIONS))
 def test_mse_loss_matches_torch(shape, reduction):
     rng = np.random.default_rng(len(shape))
     x, t = randn(rng, *shape), randn(rng, *shape)
@@ -541,7 +535,7 @@ def class_cases(draw):
         target.ravel()[0] = 0                                         # keep at least one
     weight = rng.uniform(0.2, 2.0, c) if draw(st.booleans()) else None
     return (randn(rng, n, c, *extra) * 3, target, weight,
-            draw(st.sampled_from(F.REDUCTIONS)), draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])))
+            draw(st.sampled_from(checks.REDUCTIONS)), draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])))
 
 
 @given(class_cases())

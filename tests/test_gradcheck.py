@@ -40,6 +40,19 @@ def test_gradcheck_atol_passes_only_noise_level_differences():
         gradcheck(lambda x: 1e-7 * x, [x], zero)                 # a real, if small, gradient missed
 
 
+def test_gradcheck_fails_a_nan_or_infinite_gradient():
+    """A NaN compares False with everything: a backward returning NaN must still fail, not pass."""
+    x = randn(3)
+    with pytest.raises(GradcheckError, match=r"inputs\[0\]: relative error nan"):
+        gradcheck(np.sin, [x], lambda g, x: np.full(3, np.nan))
+    with pytest.raises(GradcheckError, match=r"inputs\[0\]: relative error nan"):
+        gradcheck(np.sin, [x], lambda g, x: np.array([np.inf, 0.0, 0.0]))
+    layer = nn.Linear(2, 1, dtype=np.float64)
+    layer.backward = lambda g: np.full((3, 2), np.nan)
+    with pytest.raises(GradcheckError, match="input: relative error nan"):
+        gradcheck_module(layer, randn(3, 2))
+
+
 def test_gradcheck_catches_a_wrong_backward():
     x = randn(4, 3)
     with pytest.raises(GradcheckError, match=r"gradcheck: analytic and numerical gradients differ .*inputs\[0\]: relative error 0.333"):
@@ -91,14 +104,19 @@ OPS.update({
 @pytest.mark.parametrize("name", list(OPS))
 def test_backward_matches_centred_differences(name):
     f, backward, shapes = OPS[name]
-    errors = gradcheck(f, [randn(*s) for s in shapes], backward)
-    assert all(e < 1e-6 for e in errors if not np.isnan(e))
+    inputs = [randn(*s) for s in shapes]
+    errors = gradcheck(f, inputs, backward)
+    grads = backward(np.ones(np.shape(f(*inputs))), *inputs)
+    skipped = [g is None for g in (grads if isinstance(grads, tuple) else [grads])]
+    assert [bool(np.isnan(e)) for e in errors] == skipped      # NaN only where backward gave no gradient
+    assert all(e < 1e-6 for e, skip in zip(errors, skipped) if not skip) and not all(skipped)
 
 
 def test_dropout_backward_with_a_fixed_mask():
     x = randn(4, 6)
     mask = F.dropout(x, 0.4, generator=np.random.default_rng(1), return_mask=True)[1]
-    gradcheck(lambda x: x * mask / 0.6, [x], lambda g, x: F.dropout_backward(g, mask, 0.4))
+    errors = gradcheck(lambda x: x * mask / 0.6, [x], lambda g, x: F.dropout_backward(g, mask, 0.4))
+    assert errors[0] < 1e-8 and 0 < mask.sum() < mask.size
 
 
 def test_gradcheck_module_on_a_cnn_restores_its_state():

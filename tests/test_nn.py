@@ -1,15 +1,16 @@
 """cnnbook.scratch.nn layers against torch.nn: outputs, gradients, state_dict, modes, init, errors."""
 import copy
 import doctest
+import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, strategies as st
 
-import cnnbook.scratch.functional
-import cnnbook.scratch.nn
-from cnnbook.scratch import nn
+import cnnbook.scratch
+from cnnbook.scratch import fast, nn
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 
@@ -230,7 +231,8 @@ def test_conv_layer_float32_weight_gradient_only(c_in):
     layer = nn.Conv2d(c_in, 8, 3, padding=1, generator=np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((3, c_in, 9, 8)).astype(np.float32)
     grad = np.random.default_rng(2).standard_normal((3, 8, 9, 8)).astype(np.float32)
-    assert cnnbook.scratch.functional._use_shifted(layer.weight.data, layer.stride, layer.groups) == (c_in == 16)
+    expected = "shifted" if c_in == 16 else "im2col_batch_last"
+    assert fast.conv2d_path(layer.weight.shape, layer.stride, layer.groups, (9, 8)) == expected
     xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(layer.weight.data, requires_grad=True)
     out = torch.nn.functional.conv2d(xt, wt, torch.tensor(layer.bias.data), padding=1)
     out.backward(torch.from_numpy(grad))
@@ -305,9 +307,10 @@ MODULE_ERRORS = [
      r"BatchNorm1d: input must be 2 or 3-dimensional"),
     ("dropout p", lambda: nn.Dropout(-0.1), ValueError, r"Dropout: dropout probability p must be between 0 and 1"),
     ("sequential", lambda: nn.Sequential(nn.ReLU(), lambda x: x), TypeError,
-     r"Sequential: argument 1 must be a cnnbook.scratch.nn.Module, got function"),
+     r"Sequential: module 1 must be a cnnbook.scratch.nn.Module \(a layer object such as nn.ReLU\(\)\), got function"),
     ("backward first", lambda: nn.Linear(2, 2).backward(np.zeros((1, 2))), RuntimeError,
-     r"Linear.backward: nothing saved from a forward pass; call forward first"),
+     r"Linear.backward: nothing saved from a forward pass; call the layer first \(outside no_grad\(\)\), and call "
+     r"backward once per forward call, in reverse order"),
     ("loss backward first", lambda: nn.CrossEntropyLoss().backward(), RuntimeError, r"CrossEntropyLoss.backward: nothing saved"),
     ("grad shape", lambda: (lambda m: (m(np.ones((2, 3))), m.backward(np.ones((2, 4)))))(nn.ReLU()), ValueError,
      r"ReLU.backward: grad_output must have the shape of the forward output \(2, 3\), got \(2, 4\)"),
@@ -323,35 +326,170 @@ def test_module_errors(name, call, error, match):
         call()
 
 
-@pytest.mark.parametrize("module", [cnnbook.scratch.functional, cnnbook.scratch.nn])
-def test_docstring_examples_run(module):
+SCRATCH_MODULES = ["activations", "checks", "conv", "fast", "fast_conv", "functional", "gradcheck", "layers",
+                   "lenet", "linear", "losses", "module", "nn", "normalization", "optim", "pool", "threads"]
+
+
+@pytest.mark.parametrize("name", SCRATCH_MODULES)
+def test_docstring_examples_run(name):
+    """Every module of cnnbook.scratch has examples, and they run (as ``pytest --doctest-modules`` runs them)."""
+    module = importlib.import_module(f"cnnbook.scratch.{name}")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 5 and result.failed == 0
+    assert result.attempted >= 1 and result.failed == 0
+
+
+def test_every_scratch_module_is_listed():
+    files = {path.stem for path in Path(cnnbook.scratch.__file__).parent.glob("*.py")} - {"__init__"}
+    assert files == set(SCRATCH_MODULES)
 
 
 def test_scratch_lenet_trains_on_real_data_and_matches_torch():
+    from cnnbook.pytorch import twins
     from cnnbook.scratch import lenet as scratch_lenet
 
     (x_train, y_train), (x_test, y_test) = scratch_lenet.load_fashion_mnist()
     assert x_train.shape == (60000, 1, 28, 28) and x_train.dtype == np.float32 and y_test.shape == (10000,)
     assert 0.0 <= x_train.min() and x_train.max() <= 1.0 and set(np.unique(y_train)) == set(range(10))
     model = scratch_lenet.lenet(generator=np.random.default_rng(0))
-    assert list(model.state_dict()) == list(scratch_lenet.lenet_torch().state_dict())
+    assert list(model.state_dict()) == list(twins.lenet_torch().state_dict())
     history = scratch_lenet.train_scratch(model, x_train, y_train, epochs=2, batch_size=64, subset=1024,
                                     test=(x_test[:500], y_test[:500]), progress=False)
     assert len(history["loss"]) == 2 * 16 and history["n_train"] == 1024
     assert np.mean(history["loss"][-8:]) < np.mean(history["loss"][:8])   # it learns
     assert history["lr"][0] == 3e-3 and history["lr"][-1] < 3e-4            # linear decay
     assert history["test_accuracy"][-1] > 0.4                              # 10 classes: chance is 0.1
-    check = scratch_lenet.compare_with_torch(model, scratch_lenet.lenet_torch(), x_test[:300])
+    check = twins.compare_with_torch(model, twins.lenet_torch(), x_test[:300])
     assert check["same_predictions"] and check["max_logit_difference"] < 1e-9
 
 
-def test_numpy_modules_never_import_torch():
+NO_TORCH = """
+import importlib, pkgutil, sys
+import numpy as np
+import cnnbook.scratch
+names = [m.name for m in pkgutil.iter_modules(cnnbook.scratch.__path__)]
+for name in names:
+    importlib.import_module(f"cnnbook.scratch.{name}")
+from cnnbook.scratch import lenet, optim
+model = lenet.lenet(generator=np.random.default_rng(0))
+x, y = np.random.default_rng(1).random((8, 1, 28, 28), dtype=np.float32), np.arange(8)
+lenet.train_scratch(model, x, y, epochs=1, batch_size=4, progress=False, test=(x, y))
+opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+opt.load_state_dict(opt.state_dict())
+(x_train, _), _ = lenet.load_fashion_mnist()
+print(len(names), x_train.shape[0], "torch" in sys.modules)
+"""
+
+
+def test_scratch_never_imports_torch():
+    """Every module of cnnbook.scratch imported, a LeNet trained a step and the data loaded, in a
+    fresh interpreter: torch is never imported."""
     import subprocess
     import sys
 
-    code = ("import sys, cnnbook.scratch.functional, cnnbook.scratch.nn, cnnbook.scratch.optim, cnnbook.scratch.gradcheck, cnnbook.scratch.lenet; "
-            "print('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
+    result = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(len(SCRATCH_MODULES)), "60000", "False"]
+
+
+# ---------------------------------------------------------------------------------------
+# a layer object used several times in one forward pass (legal in torch): gradients add up
+# ---------------------------------------------------------------------------------------
+def relu_reused(m):
+    relu = m.ReLU()
+    return m.Sequential(m.Linear(4, 5), relu, m.Linear(5, 5), relu, m.Linear(5, 2)), (3, 4)
+
+
+def linear_shared(m):
+    lin = m.Linear(4, 4)
+    return m.Sequential(lin, m.Tanh(), lin, m.Sigmoid(), lin), (3, 4)
+
+
+def conv_block_shared(m):
+    block = m.Sequential(m.Conv2d(16, 16, 3, padding=1), m.BatchNorm2d(16), m.ReLU())
+    pool = m.MaxPool2d(2)
+    return m.Sequential(block, pool, block, pool, m.Flatten(), m.Linear(16, 3)), (2, 16, 4, 4)
+
+
+def conv_im2col_shared(m):
+    conv, pool = m.Conv2d(3, 3, 3, padding=1, stride=(1, 2)), m.MaxPool2d(3, stride=1, padding=1)
+    return m.Sequential(conv, pool, m.LeakyReLU(0.1), conv, pool, m.Dropout(0.0)), (2, 3, 5, 9)
+
+
+@pytest.mark.parametrize("build", [relu_reused, linear_shared, conv_block_shared, conv_im2col_shared])
+def test_layer_used_twice_in_one_pass_matches_torch(build):
+    """Values, input gradient, parameter gradients (summed over the uses) and buffers (batch norm
+    updated once per use) equal torch's; a shared parameter is listed once, as torch lists it."""
+    torch.manual_seed(0)
+    theirs, shape = build(torch.nn)
+    ours, _ = build(nn)
+    compare_layer(ours, theirs, np.random.default_rng(0).standard_normal(shape))
+    assert len(list(ours.parameters())) == len(list(theirs.parameters()))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+def test_layer_reuse_trains_like_torch_with_an_optimizer():
+    """Three SGD steps of a model sharing one Linear: the shared weight moves once per step, as in torch."""
+    from cnnbook.scratch import optim
+
+    torch.manual_seed(0)
+    theirs, _ = linear_shared(torch.nn)
+    ours, _ = linear_shared(nn)
+    theirs, ours = theirs.double(), ours.double()
+    ours.load_state_dict(theirs.state_dict())
+    opt, topt = optim.SGD(ours.parameters(), lr=0.5), torch.optim.SGD(theirs.parameters(), lr=0.5)
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    for _ in range(3):
+        opt.zero_grad(), topt.zero_grad()
+        ours.backward(np.ones((3, 4)) - ours(x))
+        theirs(torch.tensor(x)).backward(torch.tensor(np.ones((3, 4))) - theirs(torch.tensor(x)).detach())
+        opt.step(), topt.step()
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), **TOL)
+
+
+def test_backward_once_per_call_and_a_new_pass_forgets_the_old():
+    lin = nn.Linear(2, 2, dtype=np.float64)
+    x1, x2, g = np.ones((1, 2)), np.full((1, 2), 2.0), np.ones((1, 2))
+    lin(x1)
+    with nn.no_grad():                                  # saves nothing and keeps what was saved
+        lin(x2)
+    lin.backward(g)
+    np.testing.assert_array_equal(lin.weight.grad, g.T @ x1)
+    with pytest.raises(RuntimeError, match="Linear.backward: nothing saved from a forward pass"):
+        lin.backward(g)                                 # one forward, one backward
+    lin(x1)
+    lin(x2)                                             # an outermost call: a new pass
+    lin.backward(g)
+    with pytest.raises(RuntimeError, match="call backward once per forward call"):
+        lin.backward(g)
+
+
+def test_many_forward_calls_without_backward_do_not_pile_up_memory():
+    """Each outermost call starts a new pass: a layer keeps one pass's worth (a 1 MB mask here), not fifty."""
+    import tracemalloc
+
+    relu, x = nn.ReLU(), np.ones(10 ** 6)
+    relu(x)
+    tracemalloc.start()
+    try:
+        for _ in range(50):
+            relu(x)
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept < 3 * 10 ** 6
+
+
+def test_a_model_pickles_and_copies_after_a_forward_pass():
+    """What a forward pass saved (functions over its arrays) is not part of the model: pickling works
+    and a copy starts with nothing saved."""
+    import pickle
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 2))
+    x = np.random.default_rng(0).standard_normal((3, 1, 6, 6)).astype(np.float32)
+    out = model(x)
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        np.testing.assert_array_equal(twin(x), out)
+        with pytest.raises(RuntimeError, match="nothing saved"):
+            copy.deepcopy(twin).backward(np.ones_like(out))
+    model.backward(np.ones_like(out))                   # the original still has its pass
+    assert model[0].weight.grad is not None

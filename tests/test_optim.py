@@ -1,4 +1,5 @@
 """cnnbook.scratch.optim against torch.optim: trajectories over 25 steps for every option, groups, errors."""
+import copy
 import doctest
 
 import numpy as np
@@ -138,16 +139,126 @@ ERRORS = [
     ("betas pair", lambda p: optim.AdamW(p, betas=0.9), ValueError, r"AdamW: betas must be a pair of floats"),
     ("eps", lambda p: optim.RMSprop(p, eps=-1e-8), ValueError, r"RMSprop: eps must be a number >= 0.0"),
     ("arrays", lambda p: optim.SGD([np.zeros(3)], lr=0.1), TypeError,
-     r"SGD: params must be cnnbook.scratch.nn.Parameter objects \(e.g. model.parameters\(\)\), got ndarray"),
+     r"SGD.add_param_group: params must be cnnbook.scratch.nn.Parameter objects \(e.g. model.parameters\(\)\), got ndarray"),
     ("single", lambda p: optim.SGD(p[0], lr=0.1), TypeError, r"SGD: params must be an iterable of Parameters"),
     ("empty", lambda p: optim.Adam([]), ValueError, r"Adam: got an empty parameter list"),
+    ("model", lambda p: optim.SGD(nn.Sequential(nn.Linear(2, 2)), lr=0.1), TypeError,
+     r"SGD: params must be an iterable of Parameters, got a single Sequential; hint: pass model.parameters\(\)"),
+    ("group lr", lambda p: optim.SGD([{"params": p, "lr": -0.5}], lr=0.1), ValueError,
+     r"SGD \(group 0\): lr must be a number >= 0.0, got -0.5"),
+    ("group betas", lambda p: optim.Adam([{"params": p[:1]}, {"params": p[1:], "betas": (0.9, 1.5)}]), ValueError,
+     r"Adam \(group 1\): betas\[1\] must be a number >= 0.0 and < 1.0, got 1.5"),
+    ("group nesterov", lambda p: optim.SGD([{"params": p, "nesterov": True}], lr=0.1), ValueError,
+     r"SGD \(group 0\): nesterov=True needs momentum > 0"),
+    ("group typo", lambda p: optim.SGD([{"params": p, "learning_rate": 0.5}], lr=0.1), ValueError,
+     r"SGD.add_param_group: unknown hyper-parameter\(s\) \['learning_rate'\] in a group; SGD takes"),
+    ("group dict", lambda p: optim.SGD([{"lr": 0.5}], lr=0.1), TypeError,
+     r"SGD.add_param_group: a parameter group must be a dict with a 'params' entry"),
+    ("two groups", lambda p: optim.SGD([{"params": p}, {"params": p[:1]}], lr=0.1), ValueError,
+     r"SGD.add_param_group: some parameters appear more than once"),
+    ("twice in a group", lambda p: optim.Adam([p[0], p[0]]), ValueError, r"Adam.add_param_group: some parameters appear"),
 ]
 
 
 @pytest.mark.parametrize("name, call, error, match", ERRORS, ids=[e[0] for e in ERRORS])
 def test_optimizer_errors(name, call, error, match):
     with pytest.raises(error, match=match):
-        call([nn.Parameter(np.zeros(3))])
+        call([nn.Parameter(np.zeros(3)), nn.Parameter(np.zeros(2))])
+
+
+def test_torch_refuses_the_same_parameter_in_two_groups_too():
+    t = torch.zeros(3, requires_grad=True)
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
+        torch.optim.SGD([{"params": [t]}, {"params": [t]}], lr=0.1)
+
+
+def test_gradient_of_the_wrong_shape_is_refused():
+    p = nn.Parameter(np.zeros((2, 3)))
+    opt = optim.Adam([p])
+    p.grad = np.zeros(3)
+    with pytest.raises(ValueError, match=r"Adam.step: the gradient of parameter 0 of group 0 must be an array of the "
+                                         r"parameter's shape \(2, 3\), got \(3,\)"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, 0)
+
+
+RESUMABLE = [(optim.SGD, dict(lr=0.05, momentum=0.9)), (optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
+             (optim.Adam, dict(lr=0.05)), (optim.Adam, dict(lr=0.05, amsgrad=True, weight_decay=0.1)),
+             (optim.AdamW, dict(lr=0.05)), (optim.RMSprop, dict(lr=0.01, momentum=0.5, centered=True))]
+
+
+def run(opt, params, first, last):
+    for k in range(first, last):
+        opt.zero_grad()
+        for p in params:
+            p.grad = gradient(p.data, k)
+        opt.step()
+
+
+@pytest.mark.parametrize("cls, kwargs", RESUMABLE, ids=[f"{c.__name__}-{'-'.join(k)}" for c, k in RESUMABLE])
+def test_state_dict_resumes_exactly(cls, kwargs):
+    """Train k steps, save, build a new optimizer on a copy of the weights, load, continue: the same
+    weights as the uninterrupted run, bit for bit; the saved state does not follow later steps."""
+    rng = np.random.default_rng(0)
+    params = [nn.Parameter(rng.standard_normal((3, 4))), nn.Parameter(rng.standard_normal(5))]
+    opt = cls([{"params": params[:1]}, {"params": params[1:], "lr": 0.02}], **kwargs)
+    run(opt, params, 0, 7)
+    saved, weights = opt.state_dict(), [p.data.copy() for p in params]
+    frozen = copy.deepcopy(saved)
+    run(opt, params, 7, 15)                                        # the uninterrupted run
+    resumed = [nn.Parameter(w) for w in weights]
+    opt2 = cls([{"params": resumed[:1]}, {"params": resumed[1:]}], **kwargs)
+    opt2.load_state_dict(saved)
+    assert opt2.param_groups[1]["lr"] == 0.02
+    run(opt2, resumed, 7, 15)
+    for p, q in zip(params, resumed):
+        np.testing.assert_array_equal(p.data, q.data)
+    for key, value in frozen["state"][0].items():
+        np.testing.assert_array_equal(saved["state"][0][key], value)
+
+
+@pytest.mark.parametrize("cls, kwargs", RESUMABLE, ids=[f"{c.__name__}-{'-'.join(k)}" for c, k in RESUMABLE])
+def test_state_dict_layout_is_torchs(cls, kwargs):
+    """The same keys as torch's state dict, and torch's state dict loads and continues as torch does."""
+    start = np.random.default_rng(0).standard_normal(4)
+    ours, theirs = nn.Parameter(start.copy()), torch.tensor(start, requires_grad=True)
+    opt, topt = cls([ours], **kwargs), getattr(torch.optim, cls.__name__)([theirs], **kwargs)
+    for k in range(3):
+        ours.grad, theirs.grad = gradient(ours.data, k), gradient(theirs.detach(), k)
+        opt.step(), topt.step()
+    mine, torchs = opt.state_dict(), topt.state_dict()
+    assert set(mine["state"][0]) == set(torchs["state"][0])
+    assert set(mine["param_groups"][0]) <= set(torchs["param_groups"][0])
+    fresh = nn.Parameter(theirs.detach().numpy().copy())
+    loaded = cls([fresh], **kwargs)
+    loaded.load_state_dict(torchs)
+    for k in range(3, 6):
+        fresh.grad, theirs.grad = gradient(fresh.data, k), gradient(theirs.detach(), k)
+        loaded.step(), topt.step()
+    np.testing.assert_allclose(fresh.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+LOAD_ERRORS = [
+    ("groups", lambda sd: {**sd, "param_groups": sd["param_groups"] * 2}, ValueError,
+     r"Adam.load_state_dict: the state dict has 2 parameter groups, the optimizer 1"),
+    ("shape", lambda sd: {**sd, "state": {0: {**sd["state"][0], "exp_avg": np.zeros(4)}}}, ValueError,
+     r"Adam.load_state_dict: state\[0\]\['exp_avg'\] has shape \(4,\), but its parameter has shape \(3,\)"),
+    ("lr", lambda sd: {**sd, "param_groups": [{**sd["param_groups"][0], "lr": -1}]}, ValueError,
+     r"Adam.load_state_dict: lr must be a number >= 0.0, got -1"),
+    ("maximize", lambda sd: {**sd, "param_groups": [{**sd["param_groups"][0], "maximize": True}]}, ValueError,
+     r"Adam.load_state_dict: options \{'maximize': True\} are not implemented by Adam"),
+    ("not a state dict", lambda sd: sd["state"], ValueError, r"Adam.load_state_dict: expected a dict with keys"),
+]
+
+
+@pytest.mark.parametrize("name, change, error, match", LOAD_ERRORS, ids=[e[0] for e in LOAD_ERRORS])
+def test_load_state_dict_errors(name, change, error, match):
+    p = nn.Parameter(np.zeros(3))
+    opt = optim.Adam([p])
+    p.grad = np.ones(3)
+    opt.step()
+    with pytest.raises(error, match=match):
+        optim.Adam([nn.Parameter(np.zeros(3))]).load_state_dict(change(opt.state_dict()))
 
 
 def test_nan_gradient_is_refused():

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
+from . import checks
 
 __all__ = ["GradcheckError", "numerical_gradient", "relative_error", "gradcheck", "gradcheck_module"]
 
@@ -35,11 +35,11 @@ class GradcheckError(RuntimeError):
 
 def _check_inputs(fn, inputs):
     for i, x in enumerate(inputs):
-        F._check_array(fn, f"inputs[{i}]", x)
+        checks.check_array(fn, f"inputs[{i}]", x)
         if x.dtype != np.float64:
             raise TypeError(f"{fn}: inputs[{i}] must be float64 for a meaningful check, got {x.dtype}; "
                             "hint: x.astype(np.float64) (and model.double() for a module)")
-        F._check_finite(fn, f"inputs[{i}]", x)
+        checks.check_finite(fn, f"inputs[{i}]", x)
 
 
 def numerical_gradient(f, x, grad_output=None, eps=1e-6):
@@ -96,7 +96,8 @@ def relative_error(a, b):
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     scale = np.linalg.norm(a) + np.linalg.norm(b)
-    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
+    with np.errstate(invalid="ignore"):                     # NaN or inf in a gradient: NaN, which fails
+        return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
 
 
 def gradcheck(f, inputs, backward, grad_output=None, eps=1e-6, tol=1e-6, atol=1e-8, raise_exception=True):
@@ -144,10 +145,16 @@ def gradcheck(f, inputs, backward, grad_output=None, eps=1e-6, tol=1e-6, atol=1e
             raise ValueError(f"gradcheck: gradient {i} has shape {np.shape(a)}, but inputs[{i}] has {x.shape}")
         numeric = numerical_gradient(lambda _: f(*inputs), x, grad_output, eps)
         errors.append(relative_error(a, numeric))
-        if errors[-1] > tol and np.abs(a - numeric).max() > atol:
+        if not _passes(errors[-1], a, numeric, tol, atol):
             failed.append(f"inputs[{i}]: relative error {errors[-1]:.3g}")
     _report(failed, tol, raise_exception)
     return errors
+
+
+def _passes(error, analytic, numeric, tol, atol):
+    """Whether a gradient passes: a relative error within ``tol``, or no entry off by more than
+    ``atol``. Written so that NaN (a NaN or infinite analytic gradient) fails both tests."""
+    return bool(error <= tol or np.abs(np.asarray(analytic) - numeric).max() <= atol)
 
 
 def _report(failed, tol, raise_exception):
@@ -190,9 +197,13 @@ def gradcheck_module(module, input, grad_output=None, eps=1e-6, tol=1e-6, atol=1
     targets = {"input": input, **{name: p.data for name, p in params.items()}}
     errors, failed = {}, []
     for name, x in targets.items():
+        if analytic[name] is None:
+            errors[name] = float("nan")
+            failed.append(f"{name}: no gradient (backward left it None)")
+            continue
         numeric = numerical_gradient(lambda _: module(input), x, grad_output, eps)
         errors[name] = relative_error(analytic[name], numeric)
-        if errors[name] > tol and np.abs(analytic[name] - numeric).max() > atol:
+        if not _passes(errors[name], analytic[name], numeric, tol, atol):
             failed.append(f"{name}: relative error {errors[name]:.3g}")
     for name, p in params.items():
         p.grad = saved_grads[name]

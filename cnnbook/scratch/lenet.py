@@ -1,5 +1,5 @@
 """Chapter 2's centrepiece: a LeNet-style CNN built from ``cnnbook.scratch.nn``, trained with
-``cnnbook.scratch.optim`` on the real Fashion-MNIST, NumPy only, then checked against PyTorch.
+``cnnbook.scratch.optim`` on the real Fashion-MNIST, NumPy only.
 
 The whole workflow in a few lines::
 
@@ -9,15 +9,23 @@ The whole workflow in a few lines::
     model = scratch_lenet.lenet(generator=np.random.default_rng(0))
     history = scratch_lenet.train_scratch(model, x_train, y_train, epochs=1, test=(x_test, y_test))
     history["test_accuracy"][-1], history["seconds"]
-    scratch_lenet.compare_with_torch(model, scratch_lenet.lenet_torch(), x_test)   # same predictions?
 
-Only :func:`lenet_torch`, :func:`torch_state_dict` and :func:`compare_with_torch` import
-torch (inside the function); loading the data and training never do.
+The same network in PyTorch, the conversion of its weights and the comparison of the two
+live in :mod:`cnnbook.pytorch.twins`: this module never imports torch, not even to load the
+data (the IDX files are read with NumPy).
+
+Examples
+--------
+>>> import numpy as np
+>>> model = lenet(generator=np.random.default_rng(0))
+>>> predict(model, np.zeros((3, 1, 28, 28), dtype=np.float32)).shape
+(3, 10)
+>>> sum(p.data.size for p in model.parameters())
+61750
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from pathlib import Path
 
@@ -25,8 +33,7 @@ import numpy as np
 
 from . import nn, optim
 
-__all__ = ["load_fashion_mnist", "lenet", "lenet_torch", "train_scratch", "predict", "accuracy",
-           "torch_state_dict", "compare_with_torch"]
+__all__ = ["load_fashion_mnist", "lenet", "lenet_layers", "train_scratch", "predict"]
 
 
 def _read_idx(path: Path, header: int) -> np.ndarray:
@@ -43,7 +50,9 @@ def load_fashion_mnist(root=None):
         Images float32 in [0, 1], shape (N, 1, 28, 28); labels int64, shape (N,);
         N = 60,000 and 10,000.
     """
-    from cnnbook.pytorch.data import ensure_fashion_mnist  # finds and verifies the files; torch only to download
+    # finds and verifies the files (the search order and checksums live there); it imports
+    # torchvision only to download files that no local source has
+    from cnnbook.pytorch.data import ensure_fashion_mnist
 
     raw = Path(ensure_fashion_mnist(root)) / "FashionMNIST" / "raw"
     splits = []
@@ -54,14 +63,20 @@ def load_fashion_mnist(root=None):
     return tuple(splits)
 
 
-def _lenet_layers(m, num_classes, batch_norm, kw=None, norm_kw=None):
-    """LeNet-5's layout for 28x28 inputs, with ReLU, max pooling and (optionally) batch norm."""
-    kw, norm_kw = kw or {}, norm_kw or {}
-    norm = (lambda c: [m.BatchNorm2d(c, **norm_kw)]) if batch_norm else (lambda c: [])
-    return [m.Conv2d(1, 6, 5, padding=2, **kw), *norm(6), m.ReLU(), m.MaxPool2d(2),   # (N, 6, 14, 14)
-            m.Conv2d(6, 16, 5, **kw), *norm(16), m.ReLU(), m.MaxPool2d(2),            # (N, 16, 5, 5)
-            m.Flatten(), m.Linear(16 * 5 * 5, 120, **kw), m.ReLU(),
-            m.Linear(120, 84, **kw), m.ReLU(), m.Linear(84, num_classes, **kw)]
+def lenet_layers(nn, num_classes=10, batch_norm=True, layer_kwargs=None, norm_kwargs=None):
+    """LeNet-5's layers for 28x28 inputs, with ReLU, max pooling and (optionally) batch norm.
+
+    ``nn`` is the namespace the layers come from: :mod:`cnnbook.scratch.nn` here, ``torch.nn``
+    for the torch twin (:func:`cnnbook.pytorch.twins.lenet_torch`), so both have the same
+    layers in the same order, hence the same ``state_dict`` keys. ``layer_kwargs`` go to
+    every Conv2d and Linear, ``norm_kwargs`` to every BatchNorm2d.
+    """
+    kw, norm_kw = layer_kwargs or {}, norm_kwargs or {}
+    norm = (lambda c: [nn.BatchNorm2d(c, **norm_kw)]) if batch_norm else (lambda c: [])
+    return [nn.Conv2d(1, 6, 5, padding=2, **kw), *norm(6), nn.ReLU(), nn.MaxPool2d(2),   # (N, 6, 14, 14)
+            nn.Conv2d(6, 16, 5, **kw), *norm(16), nn.ReLU(), nn.MaxPool2d(2),            # (N, 16, 5, 5)
+            nn.Flatten(), nn.Linear(16 * 5 * 5, 120, **kw), nn.ReLU(),
+            nn.Linear(120, 84, **kw), nn.ReLU(), nn.Linear(84, num_classes, **kw)]
 
 
 def lenet(num_classes=10, batch_norm=True, generator=None, dtype=np.float32):
@@ -83,15 +98,8 @@ def lenet(num_classes=10, batch_norm=True, generator=None, dtype=np.float32):
     -----
     input (N, 1, 28, 28) -> logits (N, num_classes).
     """
-    layers = _lenet_layers(nn, num_classes, batch_norm, dict(generator=generator, dtype=dtype), dict(dtype=dtype))
-    return nn.Sequential(*layers)
-
-
-def lenet_torch(num_classes=10, batch_norm=True):
-    """The same network in PyTorch (same layers, same state_dict keys)."""
-    import torch
-
-    return torch.nn.Sequential(*_lenet_layers(torch.nn, num_classes, batch_norm))
+    return nn.Sequential(*lenet_layers(nn, num_classes, batch_norm, dict(generator=generator, dtype=dtype),
+                                       dict(dtype=dtype)))
 
 
 @contextlib.contextmanager
@@ -115,18 +123,14 @@ def _batches(n, batch_size, rng):
 
 
 def predict(model, images, batch_size=1000):
-    """Logits of ``model`` in evaluation mode, batch by batch, saving nothing for backward."""
+    """Logits (N, num_classes) of ``model`` in evaluation mode, batch by batch, saving nothing
+    for backward; ``predict(...).argmax(axis=1)`` are the predicted classes."""
     was_training = model.training
     model.eval()
     with nn.no_grad():
         logits = np.concatenate([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
     model.train(was_training)
     return logits
-
-
-def accuracy(model, images, labels, batch_size=1000):
-    """Fraction of ``images`` whose highest logit is the true label."""
-    return float((predict(model, images, batch_size).argmax(axis=1) == labels).mean())
 
 
 def train_scratch(model, images, labels, *, epochs=1, batch_size=128, lr=3e-3, subset=None, test=None,
@@ -199,39 +203,7 @@ def train_scratch(model, images, labels, *, epochs=1, batch_size=128, lr=3e-3, s
             history["epoch_seconds"].append(time.perf_counter() - start)
             history["train_accuracy"].append(correct / len(images))
             if test is not None:
-                history["test_accuracy"].append(accuracy(model, *test))
+                predicted = predict(model, test[0]).argmax(axis=1)
+                history["test_accuracy"].append(float((predicted == test[1]).mean()))
     history["seconds"] = float(sum(history["epoch_seconds"]))
     return history
-
-
-def torch_state_dict(model):
-    """``model.state_dict()`` as torch tensors (copies), for ``torch_model.load_state_dict``."""
-    import torch
-
-    return {key: torch.from_numpy(np.array(value)) for key, value in model.state_dict().items()}
-
-
-def compare_with_torch(model, torch_model, images, batch_size=1000):
-    """Load ``model``'s weights into ``torch_model`` and compare predictions, both in float64.
-
-    float64 keeps rounding differences (about 1e-12) far below any gap between two logits,
-    so the predicted classes must be identical. Neither argument is modified.
-
-    Returns
-    -------
-    dict
-        ``same_predictions`` (bool), ``n_different``, ``max_logit_difference``, ``n``.
-    """
-    import torch
-
-    ours = copy.deepcopy(model).double()
-    theirs = copy.deepcopy(torch_model).double().eval()
-    theirs.load_state_dict(torch_state_dict(ours))
-    images = images.astype(np.float64)
-    logits = predict(ours, images, batch_size)
-    with torch.no_grad():
-        expected = torch.cat([theirs(torch.from_numpy(images[i:i + batch_size]))
-                              for i in range(0, len(images), batch_size)]).numpy()
-    different = int((logits.argmax(axis=1) != expected.argmax(axis=1)).sum())
-    return dict(same_predictions=different == 0, n_different=different, n=len(images),
-                max_logit_difference=float(np.abs(logits - expected).max()))

@@ -9,10 +9,19 @@ statistics are buffers. ``state_dict()`` uses torch's key names (``"0.weight"``,
 ``"1.running_mean"``, ``"1.num_batches_tracked"``), so a torch model's ``state_dict()``
 loads straight into the equivalent cnnbook model (tensors convert through ``np.asarray``).
 
+A layer may be called several times in one forward pass (one ``ReLU`` object reused, one
+``Linear`` applied twice to share its weights), as in torch: each call keeps what its
+backward needs, and ``backward`` is then called once per call, in reverse order (as
+``Sequential.backward`` does); the parameters' gradients add up over the calls. What a
+layer keeps is forgotten when an outermost call (a model called from outside any module)
+starts a new forward pass, so evaluating a model many times does not pile up memory.
+
 Training and evaluation behaviour (dropout, batch norm) follows ``train()``/``eval()``;
 saving what backward needs can be switched off with ``with no_grad():``, as in torch.
 Initialisation follows torch (Kaiming-uniform with ``a=sqrt(5)``: bound ``1/sqrt(fan_in)``),
 drawn from the ``generator`` argument or, when it is None, NumPy's global random state.
+The machinery lives in :mod:`cnnbook.scratch.module`, the layers in
+:mod:`cnnbook.scratch.layers`; this module gathers them and adds ``Sequential`` and the losses.
 This module never imports torch.
 
 Examples
@@ -31,641 +40,16 @@ Examples
 """
 from __future__ import annotations
 
-import math
-from collections import OrderedDict, namedtuple
-
 import numpy as np
 
-from . import functional as F
+from . import checks, functional as F
+from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d,
+                     ReLU, Sigmoid, Tanh)
+from .module import IncompatibleKeys, Module, Parameter, no_grad, save_for_backward, saved_for_backward
 
-__all__ = ["Parameter", "Module", "no_grad", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "LeakyReLU",
-           "Sigmoid", "Tanh", "Flatten", "Linear", "BatchNorm1d", "BatchNorm2d", "Dropout",
+__all__ = ["Parameter", "Module", "no_grad", "IncompatibleKeys", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU",
+           "LeakyReLU", "Sigmoid", "Tanh", "Flatten", "Linear", "BatchNorm1d", "BatchNorm2d", "Dropout",
            "Sequential", "CrossEntropyLoss", "NLLLoss", "MSELoss"]
-
-_GRAD_ENABLED = [True]
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-
-
-class no_grad:
-    """Context manager: forward passes inside it save nothing for backward (faster, less memory).
-
-    >>> with no_grad():
-    ...     y = ReLU()(np.ones(3))
-    """
-
-    def __enter__(self):
-        self._previous = _GRAD_ENABLED[0]
-        _GRAD_ENABLED[0] = False
-        return self
-
-    def __exit__(self, *exc):
-        _GRAD_ENABLED[0] = self._previous
-        return False
-
-
-class Parameter:
-    """A trainable array: ``data`` (ndarray) and ``grad`` (ndarray of the same shape, or None)."""
-
-    __slots__ = ("data", "grad")
-
-    def __init__(self, data):
-        self.data = np.asarray(data)
-        self.grad = None
-
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    def __repr__(self):
-        return f"Parameter containing:\n{self.data!r}"
-
-
-def _accumulate(param, grad):
-    """Add ``grad`` to ``param.grad`` (which starts as None), as torch accumulates gradients."""
-    if param.grad is None:
-        param.grad = np.array(grad, dtype=param.data.dtype)
-    else:
-        param.grad += grad
-
-
-def _rng(generator):
-    """The generator to draw from: the given one, or NumPy's global random state."""
-    return np.random if generator is None else generator
-
-
-def _uniform(generator, bound, shape, dtype):
-    return _rng(generator).uniform(-bound, bound, size=shape).astype(dtype)
-
-
-class Module:
-    """Base class: parameters, buffers and sub-modules registered by attribute assignment."""
-
-    def __init__(self):
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "training", True)
-
-    def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
-            raise TypeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        if name in self._buffers and not isinstance(value, (Parameter, Module)):
-            self._buffers[name] = value
-            return
-        self.__dict__.pop(name, None)            # one name, one place
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
-        else:                                    # a plain attribute (or a parameter set to None)
-            object.__setattr__(self, name, value)
-
-    def __getattr__(self, name):
-        for store in ("_parameters", "_buffers", "_modules"):
-            found = self.__dict__.get(store, {})
-            if name in found:
-                return found[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def register_buffer(self, name, array):
-        """Register a non-trainable array saved in ``state_dict`` (e.g. running statistics)."""
-        self._buffers[name] = array
-
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
-
-    def forward(self, *args):
-        raise NotImplementedError(f"{type(self).__name__} must implement forward")
-
-    def backward(self, grad_output):
-        raise NotImplementedError(f"{type(self).__name__} must implement backward")
-
-    # -- traversal ------------------------------------------------------------------
-    def named_modules(self, prefix=""):
-        yield prefix, self
-        for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
-
-    def modules(self):
-        return (m for _, m in self.named_modules())
-
-    def children(self):
-        return iter(self._modules.values())
-
-    def named_parameters(self):
-        """``(name, Parameter)`` pairs, torch's order: own parameters, then each child's."""
-        for prefix, module in self.named_modules():
-            for name, p in module._parameters.items():
-                yield (f"{prefix}.{name}" if prefix else name), p
-
-    def parameters(self):
-        return (p for _, p in self.named_parameters())
-
-    def named_buffers(self):
-        for prefix, module in self.named_modules():
-            for name, b in module._buffers.items():
-                yield (f"{prefix}.{name}" if prefix else name), b
-
-    # -- modes and gradients --------------------------------------------------------
-    def train(self, mode=True):
-        """Set training mode (dropout active, batch norm uses and updates batch statistics)."""
-        for module in self.modules():
-            object.__setattr__(module, "training", bool(mode))
-        return self
-
-    def eval(self):
-        """Set evaluation mode: same as ``train(False)``."""
-        return self.train(False)
-
-    def zero_grad(self):
-        """Reset every parameter's ``.grad`` to None (torch's default ``set_to_none=True``)."""
-        for p in self.parameters():
-            p.grad = None
-
-    def _cast(self, dtype):
-        for module in self.modules():
-            for p in module._parameters.values():
-                p.data, p.grad = p.data.astype(dtype), None
-            for name, b in module._buffers.items():
-                if b is not None and b.dtype.kind == "f":
-                    module._buffers[name] = b.astype(dtype)
-        return self
-
-    def float(self):
-        """Convert parameters and floating buffers to float32 (in place); return self."""
-        return self._cast(np.float32)
-
-    def double(self):
-        """Convert parameters and floating buffers to float64 (in place); return self."""
-        return self._cast(np.float64)
-
-    # -- state ----------------------------------------------------------------------
-    def state_dict(self):
-        """Parameters and buffers by torch's key names, e.g. ``"0.weight"``.
-
-        As in torch, the arrays *are* the model's (no copy): use ``copy.deepcopy`` to keep a
-        snapshot while training goes on.
-        """
-        state = OrderedDict()
-        for prefix, module in self.named_modules():
-            pre = f"{prefix}." if prefix else ""
-            for name, p in module._parameters.items():
-                state[pre + name] = p.data
-            for name, b in module._buffers.items():
-                if b is not None:
-                    state[pre + name] = b
-        return state
-
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays (or CPU torch tensors) into the parameters and buffers, by key.
-
-        Raises
-        ------
-        ValueError
-            A shape differs, or (with ``strict``) keys are missing or unexpected.
-
-        Returns
-        -------
-        IncompatibleKeys
-            ``(missing_keys, unexpected_keys)``, as torch returns.
-        """
-        own = self.state_dict()
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise ValueError(f"load_state_dict: keys do not match: missing {missing}, unexpected {unexpected}; "
-                             "hint: build the same architecture (same layer order) as the saved model")
-        for key in own:
-            if key in state_dict:
-                value = np.asarray(state_dict[key])
-                if value.shape != own[key].shape:
-                    raise ValueError(f"load_state_dict: size mismatch for {key}: the state_dict has shape "
-                                     f"{value.shape}, the model {own[key].shape}")
-                np.copyto(own[key], value, casting="same_kind")
-        return IncompatibleKeys(missing, unexpected)
-
-    # -- printing -------------------------------------------------------------------
-    def extra_repr(self):
-        return ""
-
-    def __repr__(self):
-        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in self._modules.items()]
-        if not lines:
-            return f"{type(self).__name__}({self.extra_repr()})"
-        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
-
-
-def _saved(module, name):
-    """What forward saved for backward; a clear error when there is nothing."""
-    value = module.__dict__.get(name)
-    if value is None:
-        raise RuntimeError(f"{type(module).__name__}.backward: nothing saved from a forward pass; call "
-                           "forward first (outside no_grad()) with the same layer")
-    return value
-
-
-def _save(module, name, value):
-    object.__setattr__(module, name, value if _GRAD_ENABLED[0] else None)
-
-
-# ---------------------------------------------------------------------------------------
-# Layers with parameters
-# ---------------------------------------------------------------------------------------
-class Conv2d(Module):
-    """2-D convolution layer; see :func:`cnnbook.scratch.functional.conv2d`.
-
-    Parameters
-    ----------
-    in_channels, out_channels : int
-    kernel_size : int or (int, int)
-    stride, padding, dilation, groups
-        As in :func:`cnnbook.scratch.functional.conv2d` (padding also 'valid' or 'same').
-    bias : bool, default True
-    padding_mode : 'zeros'
-        The only mode implemented.
-    dtype : numpy dtype, default float32
-    generator : numpy.random.Generator or None
-        Source of the initial weights (None: NumPy's global random state).
-
-    Notes
-    -----
-    Stride-1 layers with ``groups=1`` and at least 16 input channels skip im2col and split
-    the batch over :func:`cnnbook.scratch.functional.get_num_threads` threads (BLAS on one thread
-    each). The other layers use im2col: image by image, split over the same threads, when
-    the output is at least 16x16; below that one product for the whole batch, with NumPy's
-    BLAS on its own threads.
-
-    Shape
-    -----
-    input (N, C_in, H, W) -> output (N, C_out, H_out, W_out) with
-    ``H_out = floor((H + 2*padding[0] - dilation[0]*(kernel_size[0]-1) - 1) / stride[0]) + 1``.
-
-    Examples
-    --------
-    >>> conv = Conv2d(1, 6, 5, padding=2, generator=np.random.default_rng(0))
-    >>> conv
-    Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))
-    >>> conv(np.zeros((8, 1, 28, 28), dtype=np.float32)).shape
-    (8, 6, 28, 28)
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", dtype=None, generator=None):
-        super().__init__()
-        fn = "Conv2d"
-        in_channels, out_channels = F._int(fn, "in_channels", in_channels, 1), F._int(fn, "out_channels", out_channels, 1)
-        groups = F._int(fn, "groups", groups, 1)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{fn}: groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        if padding_mode != "zeros":
-            raise ValueError(f"{fn}: only padding_mode='zeros' is implemented, got {padding_mode!r}")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = F._pair(fn, "kernel_size", kernel_size, 1)
-        self.stride, self.dilation = F._pair(fn, "stride", stride, 1), F._pair(fn, "dilation", dilation, 1)
-        self.padding = padding if isinstance(padding, str) else F._pair(fn, "padding", padding, 0)
-        F._conv_padding(fn, self.padding, self.kernel_size, self.stride, self.dilation)
-        dtype = np.dtype(dtype or np.float32)
-        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
-        bound = 1 / math.sqrt(fan_in)                    # kaiming_uniform_(a=sqrt(5)), as torch
-        self.weight = Parameter(_uniform(generator, bound, (out_channels, in_channels // groups) + self.kernel_size, dtype))
-        self.bias = Parameter(_uniform(generator, bound, (out_channels,), dtype)) if bias else None
-
-    def forward(self, input):
-        bias = None if self.bias is None else self.bias.data
-        geometry = F._conv_setup("Conv2d", input, self.weight.data, bias, self.stride, self.padding,
-                                 self.dilation, self.groups)
-        out, saved = F._conv2d_forward(input, self.weight.data, bias, *geometry)  # the input or im2col's columns
-        _save(self, "_saved", (input.shape, saved, geometry))
-        return out
-
-    def backward(self, grad_output, input_grad=True):
-        """Fill the parameters' ``.grad``; return the input's gradient (None if not ``input_grad``)."""
-        input_shape, saved, (stride, pads, dilation, groups, out_hw) = _saved(self, "_saved")
-        F._check_grad_output("Conv2d.backward", grad_output, (input_shape[0], self.out_channels, *out_hw),
-                             self.weight.dtype)
-        grad_input, grad_weight = F._conv2d_backward(grad_output, saved, self.weight.data, input_shape,
-                                                     stride, pads, dilation, groups, input_grad)
-        _accumulate(self.weight, grad_weight)
-        if self.bias is not None:
-            _accumulate(self.bias, F._bias_grad(grad_output))
-        return grad_input
-
-    def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
-
-
-class Linear(Module):
-    """Fully connected layer ``y = x @ weight.T + bias``; see :func:`cnnbook.scratch.functional.linear`.
-
-    Shape
-    -----
-    input (*, in_features) -> output (*, out_features).
-
-    Examples
-    --------
-    >>> Linear(400, 120).weight.shape
-    (120, 400)
-    """
-
-    def __init__(self, in_features, out_features, bias=True, dtype=None, generator=None):
-        super().__init__()
-        self.in_features = F._int("Linear", "in_features", in_features, 1)
-        self.out_features = F._int("Linear", "out_features", out_features, 1)
-        dtype = np.dtype(dtype or np.float32)
-        bound = 1 / math.sqrt(in_features)
-        self.weight = Parameter(_uniform(generator, bound, (out_features, in_features), dtype))
-        self.bias = Parameter(_uniform(generator, bound, (out_features,), dtype)) if bias else None
-
-    def forward(self, input):
-        out = F.linear(input, self.weight.data, None if self.bias is None else self.bias.data)
-        _save(self, "_saved", input)
-        return out
-
-    def backward(self, grad_output, input_grad=True):
-        """Fill the parameters' ``.grad``; return the input's gradient (None if not ``input_grad``)."""
-        input = _saved(self, "_saved")
-        bias = None if self.bias is None else self.bias.data
-        grad_input, grad_weight, grad_bias = F.linear_backward(grad_output, input, self.weight.data, bias)
-        _accumulate(self.weight, grad_weight)
-        if self.bias is not None:
-            _accumulate(self.bias, grad_bias)
-        return grad_input if input_grad else None
-
-    def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-
-
-class _BatchNorm(Module):
-    _ndims, _layout = (), ""
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
-                 *, bias=True):
-        super().__init__()
-        self.num_features = F._int(type(self).__name__, "num_features", num_features, 1)
-        self.eps, self.momentum, self.affine = eps, momentum, affine
-        self.track_running_stats = track_running_stats
-        dtype = np.dtype(dtype or np.float32)
-        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype)) if affine and bias else None
-        for name, value in (("running_mean", np.zeros(num_features, dtype)),
-                            ("running_var", np.ones(num_features, dtype)),
-                            ("num_batches_tracked", np.array(0, dtype=np.int64))):
-            self.register_buffer(name, value if track_running_stats else None)
-
-    def forward(self, input):
-        name = type(self).__name__
-        if not isinstance(input, np.ndarray) or input.ndim not in self._ndims:
-            F._check_array(name, "input", input, self._ndims, self._layout)
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1                      # in place: the buffer stays the same array
-            if self.momentum is None:                          # cumulative average, as torch
-                factor = 1.0 / float(self.num_batches_tracked)
-        use_batch = self.training or self.running_mean is None
-        w, b = self._affine()
-        axes, shape = F._bn_setup(name, input, self.running_mean, self.running_var, w, b, use_batch)
-        if use_batch:
-            F._check_finite(name, "input", input)
-        out, xhat, inv_std = F._batch_norm(input, self.running_mean, self.running_var, w, b, use_batch,
-                                           factor, self.eps, axes, shape)
-        _save(self, "_saved", (xhat, inv_std, use_batch, axes, shape))
-        return out
-
-    def backward(self, grad_output):
-        xhat, inv_std, use_batch, axes, shape = _saved(self, "_saved")
-        F._check_grad_output(f"{type(self).__name__}.backward", grad_output, xhat.shape, xhat.dtype)
-        w = None if self.weight is None else self.weight.data
-        grad_input, grad_w, grad_b = F._bn_backward(grad_output, xhat, inv_std, w, use_batch, axes, shape)
-        for param, grad in ((self.weight, grad_w), (self.bias, grad_b)):
-            if param is not None:
-                _accumulate(param, grad)
-        return grad_input
-
-    def _affine(self):
-        return tuple(None if p is None else p.data for p in (self.weight, self.bias))
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch normalisation over (N, C) or (N, C, L) input; see :func:`cnnbook.scratch.functional.batch_norm`.
-
-    Buffers ``running_mean``, ``running_var``, ``num_batches_tracked`` as in torch;
-    ``momentum=None`` gives a cumulative average.
-
-    >>> bn = BatchNorm1d(3)
-    >>> list(bn.state_dict())
-    ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
-    """
-    _ndims, _layout = (2, 3), "(N, C) or (N, C, L)"
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch normalisation over (N, C, H, W) input, per channel; see :class:`BatchNorm1d`."""
-    _ndims, _layout = (4,), "(N, C, H, W)"
-
-
-# ---------------------------------------------------------------------------------------
-# Layers without parameters
-# ---------------------------------------------------------------------------------------
-class MaxPool2d(Module):
-    """Max pooling layer; see :func:`cnnbook.scratch.functional.max_pool2d`.
-
-    >>> MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4))
-    array([[[[ 5.,  7.],
-             [13., 15.]]]])
-    """
-
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
-        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
-
-    def forward(self, input):
-        kernel, stride, padding, dilation, out_hw, pads = F._pool_setup(
-            "MaxPool2d", input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
-        if F._tiles(input.shape[2:], kernel, stride, padding, dilation, out_hw):    # windows tile the image
-            out, won = F._max_pool2d_tiles(input, kernel, out_hw)
-            _save(self, "_saved", (input.shape, kernel, won))
-            idx = F._tile_indices(won, kernel, input.shape[3]) if self.return_indices else None
-        else:
-            out, idx = F._max_pool2d_forward(input, kernel, stride, padding, dilation, out_hw, pads)
-            _save(self, "_saved", (input.shape, None, idx))
-        return (out, idx) if self.return_indices else out
-
-    def backward(self, grad_output):
-        input_shape, kernel, winners = _saved(self, "_saved")
-        F._check_grad_output("MaxPool2d.backward", grad_output, winners.shape, grad_output.dtype)
-        if kernel is not None:
-            return F._max_pool2d_tiles_backward(grad_output, winners, kernel, input_shape)
-        return F._max_pool2d_scatter(grad_output, winners, input_shape)
-
-    def extra_repr(self):
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
-
-
-class AvgPool2d(Module):
-    """Average pooling layer; see :func:`cnnbook.scratch.functional.avg_pool2d`."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
-        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
-
-    def _kwargs(self):
-        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
-                    count_include_pad=self.count_include_pad, divisor_override=self.divisor_override)
-
-    def forward(self, input):
-        out = F.avg_pool2d(input, **self._kwargs())
-        _save(self, "_saved", input)
-        return out
-
-    def backward(self, grad_output):
-        return F.avg_pool2d_backward(grad_output, _saved(self, "_saved"), **self._kwargs())
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class ReLU(Module):
-    """``max(0, x)``; see :func:`cnnbook.scratch.functional.relu`."""
-
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        F._check_array("ReLU", "input", input)
-        _save(self, "_saved", ~(input <= 0))                 # where the gradient passes (NaN too, as torch)
-        return np.maximum(input, 0, out=input if self.inplace else None)
-
-    def backward(self, grad_output):
-        passes = _saved(self, "_saved")
-        F._check_grad_output("ReLU.backward", grad_output, passes.shape, grad_output.dtype)
-        return grad_output * passes
-
-    def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
-
-
-class LeakyReLU(Module):
-    """``x`` if ``x > 0`` else ``negative_slope * x``; see :func:`cnnbook.scratch.functional.leaky_relu`."""
-
-    def __init__(self, negative_slope=0.01, inplace=False):
-        super().__init__()
-        self.negative_slope, self.inplace = negative_slope, inplace
-
-    def forward(self, input):
-        F._check_array("LeakyReLU", "input", input)
-        positive = input > 0
-        _save(self, "_saved", positive)
-        if self.inplace:
-            return np.multiply(input, self.negative_slope, out=input, where=~positive)
-        return np.where(positive, input, input * self.negative_slope)
-
-    def backward(self, grad_output):
-        positive = _saved(self, "_saved")
-        F._check_grad_output("LeakyReLU.backward", grad_output, positive.shape, grad_output.dtype)
-        return np.where(positive, grad_output, grad_output * self.negative_slope)
-
-    def extra_repr(self):
-        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
-
-
-class Sigmoid(Module):
-    """Logistic sigmoid; see :func:`cnnbook.scratch.functional.sigmoid`."""
-
-    def forward(self, input):
-        out = F.sigmoid(input)
-        _save(self, "_saved", out)
-        return out
-
-    def backward(self, grad_output):
-        return F.sigmoid_backward(grad_output, _saved(self, "_saved"))
-
-
-class Tanh(Module):
-    """Hyperbolic tangent; see :func:`cnnbook.scratch.functional.tanh`."""
-
-    def forward(self, input):
-        out = F.tanh(input)
-        _save(self, "_saved", out)
-        return out
-
-    def backward(self, grad_output):
-        return F.tanh_backward(grad_output, _saved(self, "_saved"))
-
-
-class Flatten(Module):
-    """Flatten axes ``start_dim..end_dim`` into one, e.g. (N, C, H, W) -> (N, C*H*W).
-
-    >>> Flatten()(np.zeros((2, 16, 5, 5))).shape
-    (2, 400)
-    """
-
-    def __init__(self, start_dim=1, end_dim=-1):
-        super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
-
-    def forward(self, input):
-        if not isinstance(input, np.ndarray):
-            F._check_array("Flatten", "input", input)
-        start, end = self.start_dim % max(input.ndim, 1), self.end_dim % max(input.ndim, 1)
-        if start > end:
-            raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} "
-                             f"for input of shape {input.shape}")
-        _save(self, "_saved", input.shape)
-        return input.reshape(input.shape[:start] + (-1,) + input.shape[end + 1:])
-
-    def backward(self, grad_output):
-        return grad_output.reshape(_saved(self, "_saved"))
-
-    def extra_repr(self):
-        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
-
-
-class Dropout(Module):
-    """Zero elements with probability ``p`` in training (scaling the rest by ``1/(1-p)``).
-
-    ``generator`` (a NumPy Generator) makes the masks reproducible; None uses NumPy's
-    global random state. In evaluation mode the layer passes its input through.
-    """
-
-    def __init__(self, p=0.5, inplace=False, generator=None):
-        super().__init__()
-        F._check_p("Dropout", p)
-        self.p, self.inplace, self.generator = p, inplace, generator
-
-    def forward(self, input):
-        out, mask = F.dropout(input, self.p, self.training, self.inplace, generator=self.generator, return_mask=True)
-        _save(self, "_saved", (mask, self.training))
-        return out
-
-    def backward(self, grad_output):
-        mask, training = _saved(self, "_saved")
-        return F.dropout_backward(grad_output, mask, self.p, training)
-
-    def extra_repr(self):
-        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Sequential(Module):
@@ -680,10 +64,8 @@ class Sequential(Module):
 
     def __init__(self, *modules):
         super().__init__()
-        for i, module in enumerate(modules):
-            if not isinstance(module, Module):
-                raise TypeError(f"Sequential: argument {i} must be a cnnbook.scratch.nn.Module, got {type(module).__name__}")
-            self._modules[str(i)] = module
+        for module in modules:
+            self.append(module)
 
     def __getitem__(self, index):
         modules = list(self._modules.values())
@@ -698,6 +80,11 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module):
+        """Add ``module`` at the end; return self."""
+        if not isinstance(module, Module):
+            hint = f"; hint: write nn.{module.capitalize()}() for a layer" if isinstance(module, str) else ""
+            raise TypeError(f"Sequential: module {len(self)} must be a cnnbook.scratch.nn.Module (a layer object "
+                            f"such as nn.ReLU()), got {type(module).__name__} {module!r}{hint}")
         self._modules[str(len(self))] = module
         return self
 
@@ -730,12 +117,12 @@ class Sequential(Module):
 class _Loss(Module):
     def backward(self, grad_output=1.0):
         """Gradient of the loss with respect to the input (``grad_output`` defaults to 1)."""
-        input, target = _saved(self, "_saved")
+        input, target = saved_for_backward(self)
         return self._backward(grad_output, input, target)
 
     def forward(self, input, target):
         loss = self._forward(input, target)
-        _save(self, "_saved", (input, target))
+        save_for_backward(self, (input, target))
         return loss
 
 
@@ -752,8 +139,8 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__()
-        F._check_reduction("CrossEntropyLoss", reduction)
-        F._check_smoothing("CrossEntropyLoss", label_smoothing)
+        checks.check_reduction("CrossEntropyLoss", reduction)
+        checks.check_smoothing("CrossEntropyLoss", label_smoothing)
         if weight is not None:
             self.register_buffer("weight", np.asarray(weight))
         else:
@@ -776,7 +163,7 @@ class NLLLoss(_Loss):
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__()
-        F._check_reduction("NLLLoss", reduction)
+        checks.check_reduction("NLLLoss", reduction)
         if weight is not None:
             self.register_buffer("weight", np.asarray(weight))
         else:
@@ -795,7 +182,7 @@ class MSELoss(_Loss):
 
     def __init__(self, reduction="mean"):
         super().__init__()
-        F._check_reduction("MSELoss", reduction)
+        checks.check_reduction("MSELoss", reduction)
         self.reduction = reduction
 
     def _forward(self, input, target):
