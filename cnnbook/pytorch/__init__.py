@@ -5,7 +5,8 @@ Data and models
 - ``data``: Fashion-MNIST found (or fetched), verified and loaded;
 - ``loader``: ``TensorLoader``, mini-batches from tensors in memory;
 - ``augment``: batch augmentation (the one pad-and-gather shift, shift/flip, test-time views, affine);
-- ``models``: LeNet-, AlexNet-, VGG- and ResNet-style networks for 28x28 images, summaries, init.
+- ``models``: LeNet-, AlexNet-, VGG- and ResNet-style networks for 28x28 images, summaries, init;
+- ``twins``: the torch twin of chapter 2's NumPy LeNet, to check the NumPy one against torch.
 
 Training
 - ``train``: the loop (``fit``, ``evaluate``, ``predict``);
@@ -26,4 +27,4 @@ from cnnbook._lazy import lazy_submodules
 
 __getattr__ = lazy_submodules(__name__, ["data", "loader", "augment", "models", "train", "history", "callbacks",
                                          "checkpoint", "runs", "keras_like", "classifier", "metrics",
-                                         "explain", "plots", "utils"])
+                                         "explain", "plots", "utils", "twins"])
