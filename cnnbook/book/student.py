@@ -32,6 +32,8 @@ from pathlib import Path
 
 import nbformat
 
+from cnnbook.book.leakcheck import leaked_lines
+
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 PLACEHOLDER = ("# YOUR CODE HERE", "raise NotImplementedError()")
 SOLUTION_TAG, EXERCISE_TAG = "solution", "exercise"
@@ -39,6 +41,8 @@ NOTE = ("> **Student edition.** The solutions of the exercises are removed. Repl
         "`raise NotImplementedError()` with your code, then run the cell: the checker below it "
         "tells you what is right and what to look at. The HTML book has the worked solutions.")
 
+# Anything a teacher might have meant as a marker: any number of '#', any case, any spacing.
+_MARKER_LIKE = re.compile(r"(?i)\b(begin|end)[ \t_-]*solutions?\b")
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*?)\s*$")
 _OPTION = re.compile(r"^\s*:[\w-]+:")
 
@@ -55,6 +59,25 @@ class _State:
 
 # --------------------------------------------------------------------------- code cells
 
+def check_markers(source: str, where: str = "cell") -> None:
+    """Refuse a line that looks like a solution marker but is not exactly one.
+
+    ``## BEGIN SOLUTION``, ``###BEGIN SOLUTION`` or ``### begin solution`` would pass through
+    the conversion as ordinary text, and the solution under it with them.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where``, the line and the marker it should be.
+    """
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped, match = line.strip(), _MARKER_LIKE.search(line)
+        if match and stripped not in (BEGIN, END):
+            meant = BEGIN if match[1].lower() == "begin" else END
+            raise ValueError(f"student: {where}, line {number}: {stripped!r} looks like a solution marker "
+                             f"but is not one; write exactly {meant!r} (a solution would leak otherwise)")
+
+
 def strip_solution_code(source: str, where: str = "cell") -> str:
     """Replace every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region by the placeholder.
 
@@ -64,18 +87,20 @@ def strip_solution_code(source: str, where: str = "cell") -> str:
     Raises
     ------
     ValueError
-        If the markers are unbalanced or nested; the message names ``where``.
+        If the markers are unbalanced or nested, or a line looks like a marker but is not
+        exactly one (:func:`check_markers`); the message names ``where``.
     """
+    check_markers(source, where)
     out, inside = [], False
     for number, line in enumerate(source.splitlines(), start=1):
         stripped = line.strip()
-        if stripped.startswith(BEGIN):
+        if stripped == BEGIN:
             if inside:
                 raise ValueError(f"student: {where}, line {number}: {BEGIN!r} inside another solution region")
             inside = True
             indent = line[:len(line) - len(line.lstrip())]
             out += [indent + text for text in PLACEHOLDER]
-        elif stripped.startswith(END):
+        elif stripped == END:
             if not inside:
                 raise ValueError(f"student: {where}, line {number}: {END!r} without {BEGIN!r}")
             inside = False
@@ -84,20 +109,6 @@ def strip_solution_code(source: str, where: str = "cell") -> str:
     if inside:
         raise ValueError(f"student: {where}: {BEGIN!r} without {END!r}")
     return "\n".join(out)
-
-
-def solution_code(source: str) -> list[str]:
-    """The lines between the solution markers of one code cell (markers excluded)."""
-    lines, inside = [], False
-    for line in source.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(BEGIN):
-            inside = True
-        elif stripped.startswith(END):
-            inside = False
-        elif inside:
-            lines.append(line)
-    return lines
 
 
 # --------------------------------------------------------------------------- markdown cells
@@ -147,27 +158,6 @@ def convert_markdown(source: str, state: _State) -> str:
     return "\n".join(out).strip("\n")
 
 
-def solution_markdown(source: str, in_solution: bool = False) -> tuple[list[str], bool]:
-    """The lines of one Markdown cell that belong to solutions, and the state after the cell."""
-    lines, found, i = source.splitlines(), [], 0
-    while i < len(lines):
-        match = _OPEN.match(lines[i])
-        if not match:
-            if in_solution:
-                found.append(lines[i])
-            i += 1
-            continue
-        end = _closing(lines, i, match["fence"])
-        if match["name"] == "solution":
-            found += [line for line in lines[i + 1:end] if not _OPTION.match(line)]
-        elif match["name"] in ("solution-start", "solution-end"):
-            in_solution = match["name"] == "solution-start"
-        elif in_solution:
-            found += lines[i:end + 1]
-        i = end + 1
-    return found, in_solution
-
-
 # --------------------------------------------------------------------------- notebooks
 
 def _tags(cell) -> list:
@@ -209,6 +199,7 @@ def make_student(nb, path: str = "<notebook>", first_exercise: int = 1):
     state = _State(path=path, exercise_number=first_exercise - 1)
     cells = []
     for index, cell in enumerate(nb.cells):
+        check_markers(cell.source, where=f"{path}, cell {index}")
         if cell.cell_type == "code":
             new = _student_code_cell(cell, state, index)
         elif SOLUTION_TAG in _tags(cell):
@@ -245,45 +236,15 @@ def count_exercises(nb) -> int:
     return count
 
 
-def solution_text(nb) -> list[str]:
-    """Every substantial line of the notebook's solutions: what must not reach students."""
-    lines, in_solution = [], False
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            found, in_solution = solution_markdown(cell.source, in_solution)
-            lines += found if SOLUTION_TAG not in _tags(cell) else cell.source.splitlines()
-        elif cell.cell_type == "code":
-            whole = SOLUTION_TAG in _tags(cell) or (in_solution and BEGIN not in cell.source)
-            lines += cell.source.splitlines() if whole else solution_code(cell.source)
-    return [line.strip() for line in lines if len(line.strip()) >= 12 and not _OPTION.match(line)]
-
-
-def public_text(nb) -> str:
-    """Everything of the notebook outside its solutions: what every reader of the book sees."""
-    parts, in_solution = [], False
-    for cell in nb.cells:
-        if SOLUTION_TAG in _tags(cell):
-            continue
-        if cell.cell_type == "markdown":
-            state = _State(in_solution=in_solution)
-            parts.append(convert_markdown(cell.source, state))
-            in_solution = state.in_solution
-        elif cell.cell_type == "code" and not (in_solution and BEGIN not in cell.source):
-            parts.append(strip_solution_code(cell.source))
-    return "\n".join(parts)
-
-
 def leaks(teacher, student) -> list[str]:
-    """Solution lines of ``teacher`` that ``student`` shows although the book keeps them hidden.
+    """Solution text of ``teacher`` that ``student`` shows, by the independent check of
+    :func:`cnnbook.book.leakcheck.leaked_lines` (it shares no parser with this module).
 
     A solution line that the chapter also shows outside any solution (a standard line such as
     ``optimizer.zero_grad()`` in the chapter's own training loop) gives nothing away and does not
     count. Solution markers and directives count wherever they appear.
     """
-    text, public = "\n".join(cell.source for cell in student.cells), public_text(teacher)
-    found = [line for line in solution_text(teacher) if line in text and line not in public]
-    found += [marker for marker in (BEGIN, END, "{solution}", "{solution-start}", "{solution-end}") if marker in text]
-    return found
+    return leaked_lines(teacher, student)
 
 
 def write_student_edition(book: str | Path = "book", out: str | Path = "student",
