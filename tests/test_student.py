@@ -128,10 +128,16 @@ NEAR_MISSES = ["## BEGIN SOLUTION", "###BEGIN SOLUTION", "### begin solution", "
                "### BEGIN SOLUTIONS", "#### BEGIN_SOLUTION", "### BEGIN SOLUTION here"]
 
 
+def near_miss_region(marker):
+    """A solution region whose markers both miss the same way (the old converter let it through)."""
+    end = marker.replace("BEGIN", "END").replace("begin", "end")
+    return f"answer = None\n{marker}\nanswer = x + 2  # the hidden arithmetic\n{end}\nassert answer == 42"
+
+
 @pytest.mark.parametrize("marker", NEAR_MISSES)
 def test_near_miss_marker_stops_the_build_naming_the_cell(marker):
     teacher = teacher_notebook()
-    teacher.cells[9].source = f"answer = None\n{marker}\nanswer = x + 2  # the hidden arithmetic\n### END SOLUTION"
+    teacher.cells[9].source = near_miss_region(marker)
     with pytest.raises(ValueError, match=rf"student: t\.ipynb, cell 9, line 2: '{re.escape(marker)}' looks like a "
                                          rf"solution marker but is not one; write exactly '### BEGIN SOLUTION'"):
         st.make_student(teacher, path="t.ipynb")
@@ -148,7 +154,7 @@ def test_near_miss_end_marker_and_markdown_are_refused_too():
 def test_independent_check_catches_a_near_miss_leak(marker):
     """Had the converter let a near-miss region through, the check would still see the secret."""
     teacher = teacher_notebook()
-    teacher.cells[9].source = f"answer = None\n{marker}\nanswer = x + 2  # the hidden arithmetic\n### END SOLUTION"
+    teacher.cells[9].source = near_miss_region(marker)
     student = copy.deepcopy(teacher)          # a converter that ignored the near miss
     assert "answer = x + 2  # the hidden arithmetic" in st.leaks(teacher, student)
 
