@@ -18,8 +18,15 @@ execution counts and saved widget state are cleared. The code cell that held a s
 is tagged ``exercise``.
 
 Run ``python -m cnnbook.book.student [--book book] [--out student] [NOTEBOOK ...]`` (or
-``make student``) from the repository root. It refuses to write a notebook in which any
-line of a solution survives.
+``make student``) from the repository root. A line that looks like a solution marker but is
+not exactly one (``## BEGIN SOLUTION``, lower case...) stops it with the cell named, and it
+refuses to write a notebook in which any line of a solution survives, by the independent
+check of :mod:`cnnbook.book.leakcheck`.
+
+With ``--nbgrader`` it writes nbgrader *source* assignments instead (one folder per chapter,
+default ``nbgrader/source``; see :mod:`cnnbook.book.grading`): nbgrader 0.9's
+``generate_assignment`` releases them with default settings, and ``autograde`` gives each code
+exercise's locked test cell its point; written answers are graded by hand.
 """
 from __future__ import annotations
 
@@ -247,6 +254,32 @@ def leaks(teacher, student) -> list[str]:
     return leaked_lines(teacher, student)
 
 
+def notebook_paths(book: str | Path, names: list[str] | None = None) -> list[Path]:
+    """All notebooks of ``book`` in name order, after checking that ``names`` are among them.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``book`` holds no notebook, or a name in ``names`` is not one of them.
+    """
+    book = Path(book)
+    paths = sorted(book.glob("*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"student: no notebooks in {book}/ (run from the repository root, or pass --book)")
+    unknown = {Path(n).stem for n in names or []} - {p.stem for p in paths}
+    if unknown:
+        raise FileNotFoundError(f"student: {sorted(unknown)} not found in {book}/; there are {[p.stem for p in paths]}")
+    return paths
+
+
+def copy_pages(book: str | Path, out: str | Path) -> None:
+    """Copy the Markdown pages of ``book`` without solutions (the glossary the chapters link to)."""
+    for page in sorted(Path(book).glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        if "{solution" not in text:
+            (Path(out) / page.name).write_text(text, encoding="utf-8")
+
+
 def write_student_edition(book: str | Path = "book", out: str | Path = "student",
                           names: list[str] | None = None) -> list[Path]:
     """Write the student edition of the book's notebooks into ``out``; return the paths written.
@@ -262,14 +295,9 @@ def write_student_edition(book: str | Path = "book", out: str | Path = "student"
     RuntimeError
         If a solution line would reach a student notebook (nothing is written for it).
     """
-    book, out = Path(book), Path(out)
-    paths = sorted(book.glob("*.ipynb"))
-    if not paths:
-        raise FileNotFoundError(f"student: no notebooks in {book}/ (run from the repository root, or pass --book)")
+    out = Path(out)
+    paths = notebook_paths(book, names)
     wanted = {Path(n).stem for n in names} if names else {p.stem for p in paths}
-    unknown = wanted - {p.stem for p in paths}
-    if unknown:
-        raise FileNotFoundError(f"student: {sorted(unknown)} not found in {book}/; there are {[p.stem for p in paths]}")
     out.mkdir(parents=True, exist_ok=True)
     written, number = [], 1
     for path in paths:
@@ -283,10 +311,7 @@ def write_student_edition(book: str | Path = "book", out: str | Path = "student"
             nbformat.write(student, out / path.name)
             written.append(out / path.name)
         number += count_exercises(teacher)
-    for page in sorted(book.glob("*.md")):  # the glossary and other pages the notebooks link to
-        text = page.read_text(encoding="utf-8")
-        if "{solution" not in text:
-            (out / page.name).write_text(text, encoding="utf-8")
+    copy_pages(book, out)
     return written
 
 
@@ -294,13 +319,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnbook.book.student", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebook names or stems (default: all in --book)")
     parser.add_argument("--book", default="book", help="folder of the teacher notebooks (default: book)")
-    parser.add_argument("--out", default="student", help="folder for the student notebooks (default: student)")
+    parser.add_argument("--out", help="output folder (default: student, or nbgrader/source with --nbgrader)")
+    parser.add_argument("--nbgrader", action="store_true",
+                        help="write nbgrader source assignments (one folder per chapter) instead")
+    parser.add_argument("--sheets", action="store_true",
+                        help="with --nbgrader: only the set-up cell and the exercises of each chapter")
     args = parser.parse_args(argv)
     try:
-        written = write_student_edition(args.book, args.out, args.notebooks or None)
+        if args.nbgrader:
+            from cnnbook.book.grading import write_nbgrader_source
+            written = write_nbgrader_source(args.book, args.out or "nbgrader/source", args.notebooks or None,
+                                            sheets=args.sheets)
+        else:
+            written = write_student_edition(args.book, args.out or "student", args.notebooks or None)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(exc, file=sys.stderr)
         return 1
+    if args.nbgrader:
+        for path in written:
+            print(f"wrote {path}")
+        return 0
     for path in written:
         nb = nbformat.read(path, as_version=4)
         exercises = sum(EXERCISE_TAG in _tags(c) for c in nb.cells)
