@@ -90,13 +90,15 @@ def open_notebook(page, origin: str, name: str) -> None:
     page.wait_for_function(JS_READY, timeout=START_TIMEOUT * 1000, polling=1000)
 
 
-def wait_idle(page, timeout: float) -> dict:
-    """Wait until the kernel is idle twice in a row with every code cell run, or time out."""
+def wait_idle(page, timeout: float, every_cell: bool = False) -> dict:
+    """Wait until the kernel is idle three polls in a row (and, with ``every_cell``, every code
+    cell has run, or one failed), or time out."""
     deadline, idle = time.monotonic() + timeout, 0
     while time.monotonic() < deadline:
         state = page.evaluate(JS_STATE)
-        idle = idle + 1 if not state["busy"] else 0
-        if idle >= 2:
+        done = not state["busy"] and (not every_cell or state["unrun"] == 0 or state["errors"])
+        idle = idle + 1 if done else 0
+        if idle >= 3:
             return state
         time.sleep(1)
     return page.evaluate(JS_STATE) | {"timed_out": True}
@@ -107,7 +109,17 @@ def pictures(page, cell_index: int) -> list[str]:
         .node.querySelectorAll('.jp-OutputArea img')).map(img => img.src)""", cell_index)
 
 
-def check_live_widget(page, origin: str) -> list[str]:
+def live_entry(page, cell_index: int):
+    """The first live-only input of the widget in cell ``cell_index`` (scrolled into view: JupyterLab 4
+    renders only the cells near the viewport), or None."""
+    page.evaluate("""async (i) => { const nb = window.jupyterapp.shell.currentWidget.content;
+        nb.activeCellIndex = i; if (nb.scrollToItem) { await nb.scrollToItem(i, 'start'); } }""", cell_index)
+    handle = page.evaluate_handle("""(i) => window.jupyterapp.shell.currentWidget.content.widgets[i]
+        .node.querySelector('.cnnbook-live-only input')""", cell_index)
+    return handle.as_element()
+
+
+def check_live_widget(page, origin: str, shots: Path) -> list[str]:
     open_notebook(page, origin, WIDGET_CHAPTER)
     index = page.evaluate(JS_FIND, WIDGET_CALL)
     if index < 0:
@@ -120,9 +132,12 @@ def check_live_widget(page, origin: str) -> list[str]:
     state = wait_idle(page, RUN_TIMEOUT)
     if state["errors"]:
         return [f"{WIDGET_CHAPTER}: errors before the widget: {state['errors']}"]
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    entry = cell.locator(".cnnbook-live-only input").first
-    entry.wait_for(timeout=60_000)
+    deadline = time.monotonic() + 120
+    while (entry := live_entry(page, index)) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    if entry is None:
+        page.screenshot(path=str(shots / "no-live-entry.png"))
+        return [f"{WIDGET_CHAPTER}: the kernel explorer shows no live-only entry (screenshot: {shots})"]
     before = pictures(page, index)
     entry.fill("7")
     entry.press("Enter")
@@ -135,12 +150,11 @@ def check_live_widget(page, origin: str) -> list[str]:
     return []
 
 
-def check_restart_run_all(page, origin: str) -> list[str]:
+def check_restart_run_all(page, origin: str, shots: Path) -> list[str]:
     open_notebook(page, origin, RUN_ALL_CHAPTER)
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:restart-run-all'); }")
     page.locator(".jp-Dialog .jp-mod-accept").click(timeout=60_000)   # "Restart" in the confirmation
-    time.sleep(3)
-    state = wait_idle(page, RUN_TIMEOUT)
+    state = wait_idle(page, RUN_TIMEOUT, every_cell=True)
     problems = [f"{RUN_ALL_CHAPTER}: {e}" for e in state["errors"]]
     if state["unrun"] or state.get("timed_out"):
         problems.append(f"{RUN_ALL_CHAPTER}: {state['unrun']} code cells did not run "
@@ -150,7 +164,10 @@ def check_restart_run_all(page, origin: str) -> list[str]:
     return problems
 
 
-def run_checks(chromium: str, folder: Path, port: int) -> list[str]:
+CHECKS = {"widget": check_live_widget, "run-all": check_restart_run_all}
+
+
+def run_checks(chromium: str, shots: Path, port: int, names=tuple(CHECKS)) -> list[str]:
     from playwright.sync_api import sync_playwright
 
     origin = f"http://127.0.0.1:{port}/"
@@ -158,16 +175,16 @@ def run_checks(chromium: str, folder: Path, port: int) -> list[str]:
         browser = p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
         try:
             problems = []
-            for check in (check_live_widget, check_restart_run_all):
+            for check in (CHECKS[name] for name in names):
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 for attempt in (1, 2):    # a cold JupyterLab sometimes misses its first load
                     try:
-                        problems += check(page, origin)
+                        problems += check(page, origin, shots)
                         break
                     except Exception as exc:   # noqa: BLE001 - reported, then retried once
                         if attempt == 2:
                             problems.append(f"{check.__name__}: {type(exc).__name__}: {exc}")
-                        page.screenshot(path=str(folder / f"{check.__name__}-{attempt}.png"))
+                        page.screenshot(path=str(shots / f"{check.__name__}-{attempt}.png"))
                         page.close()
                         page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.close()
@@ -179,7 +196,11 @@ def run_checks(chromium: str, folder: Path, port: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/check_lab.py", description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default=CHROMIUM)
+    parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "lab-screenshots",
+                        help="where a failed attempt leaves its screenshot")
+    parser.add_argument("--checks", nargs="*", choices=list(CHECKS), default=list(CHECKS))
     args = parser.parse_args(argv)
+    args.screenshots.mkdir(parents=True, exist_ok=True)
     chromium, started = ensure_system(args.chromium), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cnnbook-lab-") as tmp:
         folder = Path(tmp)
@@ -191,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 wait_for(f"http://127.0.0.1:{port}/api/status", START_TIMEOUT, server)
                 print(f"check_lab: JupyterLab up on port {port} in {time.perf_counter() - started:.0f} s", flush=True)
-                problems = run_checks(chromium, folder, port)
+                problems = run_checks(chromium, args.screenshots, port, args.checks)
             except Exception as exc:   # noqa: BLE001 - the server's log says why
                 problems = [f"{type(exc).__name__}: {exc}"]
             finally:

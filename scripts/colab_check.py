@@ -43,9 +43,10 @@ KERNEL_TOOLS = ["ipykernel", "nbclient"]
 def lower_bounds(pyproject: Path = ROOT / "pyproject.toml", extras: tuple = ("book",)) -> dict[str, str]:
     """``{name: version}`` for every ``name>=version`` of the dependencies and the given extras.
 
-    >>> bounds = lower_bounds()
-    >>> bounds["torch"] == lower_bounds()["torch"] and "numpy" in bounds
-    True
+    Raises
+    ------
+    ValueError
+        If a requirement is not a plain ``name>=version`` (no upper bound, no marker).
     """
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     requirements = list(project["dependencies"])

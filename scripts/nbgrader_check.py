@@ -94,8 +94,8 @@ def check_releases(course: Path, assignments: list[str], bin_dir: Path, env: dic
     import nbformat
 
     failures = []
+    nbgrader(bin_dir, course, env, "generate_assignment", "*", "--force")    # every assignment at once
     for a in assignments:
-        nbgrader(bin_dir, course, env, "generate_assignment", a, "--force")
         release = nbformat.read(course / "release" / a / f"{a}.ipynb", as_version=4)
         teacher = nbformat.read(ROOT / "book" / f"{a}.ipynb", as_version=4)
         if found := leaked_lines(teacher, release):
@@ -105,13 +105,11 @@ def check_releases(course: Path, assignments: list[str], bin_dir: Path, env: dic
 
 def check_autograde(course: Path, assignments: list[str], bin_dir: Path, env: dict) -> list[str]:
     for student, pattern in SUBMISSIONS.items():
-        nbgrader(bin_dir, course, env, "db", "student", "add", student)
         for a in assignments:
             target = course / "submitted" / student / a / f"{a}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(course / pattern.format(a=a), target)
-    for a in assignments:
-        nbgrader(bin_dir, course, env, "autograde", a, "--force", f"--ExecutePreprocessor.timeout={TIMEOUT}")
+    nbgrader(bin_dir, course, env, "autograde", "*", "--force", f"--ExecutePreprocessor.timeout={TIMEOUT}")
     out = subprocess.run([str(bin_dir / "python"), "-c", SCORES, str(course / "gradebook.db"), *assignments],
                          check=True, capture_output=True, text=True, cwd=course, env=env).stdout
     scores, failures = json.loads(out), []
