@@ -33,6 +33,8 @@ import time
 import tomllib
 from pathlib import Path
 
+from packaging.version import Version
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 DEFAULT_PYTHON = "/root/.pyenv/versions/3.12.1/bin/python3.12"
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         venv = args.keep or Path(tmp) / "venv"
         py = make_environment(args.python, venv, requirement, bounds)
         versions = installed_versions(py, bounds)
-        wrong = {n: (versions[n], v) for n, v in bounds.items() if versions[n].split("+")[0] != v}
+        wrong = {n: (versions[n], v) for n, v in bounds.items() if Version(Version(versions[n]).base_version) != Version(v)}
         if wrong:
             failures.append(f"not the lower bounds (installed, wanted): {wrong}")
         print(f"installed in {time.perf_counter() - started:.0f} s:",
