@@ -70,8 +70,8 @@ def wait_for(url: str, timeout: float, server: subprocess.Popen) -> None:
 
 
 # The page's side, through the exposed app (window.jupyterapp): the current notebook panel.
-JS_READY = """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
+JS_READY = """(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return !!(w && w.context && w.context.path === name && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
             && w.content && w.content.widgets.length > 0 && w.sessionContext.kernelDisplayStatus === 'idle'); }"""
 JS_FIND = """(text) => { const w = window.jupyterapp.shell.currentWidget;
   return w.content.widgets.findIndex(c => c.model.type === 'code' && c.model.sharedModel.getSource().includes(text)); }"""
@@ -86,8 +86,10 @@ JS_STATE = """() => { const w = window.jupyterapp.shell.currentWidget;
 
 
 def open_notebook(page, origin: str, name: str) -> None:
-    page.goto(f"{origin}lab/tree/{name}", wait_until="domcontentloaded", timeout=120_000)
-    page.wait_for_function(JS_READY, timeout=START_TIMEOUT * 1000, polling=1000)
+    """Open ``name`` alone, in a workspace of its own (JupyterLab would restore the last layout)."""
+    workspace = f"check-{name.split('.')[0]}-{time.monotonic_ns()}"
+    page.goto(f"{origin}lab/workspaces/{workspace}/tree/{name}?reset", wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_function(JS_READY, arg=name, timeout=START_TIMEOUT * 1000, polling=1000)
 
 
 def wait_idle(page, timeout: float, every_cell: bool = False) -> dict:
