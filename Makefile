@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 # Fashion-MNIST: Debian's package where apt is present and we are root, else torchvision's download.
-$(DATA_STAMP): $(STAMP) cnnbook/data.py
+$(DATA_STAMP): $(STAMP) cnnbook/pytorch/data.py
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
 	$(PY) -m cnnbook.pytorch.data
