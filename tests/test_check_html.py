@@ -140,6 +140,6 @@ def test_report_lists_failures_by_page():
 
 
 def test_script_refuses_a_missing_build(tmp_path):
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "check_html.py"),
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_html.py"),
                              "--html", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 1 and "no built book in" in result.stderr

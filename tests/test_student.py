@@ -4,6 +4,7 @@ A small synthetic teacher notebook exercises every rule; the book's own notebook
 checked for leaks, for an unchanged body, and for exercise sections that run in a fresh
 kernel, each unanswered exercise stopping with NotImplementedError or "not written yet".
 """
+import copy
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from cnnbook.book import leakcheck
 from cnnbook.book import student as st
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +75,6 @@ def test_solution_region_becomes_placeholder_at_its_indentation():
     assert st.strip_solution_code(SOLUTION_CODE).splitlines()[:3] == [
         "def add_one(x):", "    # YOUR CODE HERE", "    raise NotImplementedError()"]
     assert "assert add_one(1) == 2" in st.strip_solution_code(SOLUTION_CODE)
-    assert st.solution_code(SOLUTION_CODE) == ["    secret_value = x + 1", "    return secret_value"]
 
 
 @pytest.mark.parametrize("source, message", [
@@ -114,12 +115,53 @@ def test_student_edition_of_the_synthetic_notebook():
     nbformat.validate(student)
 
 
-def test_solution_text_lists_what_must_not_leak():
-    found = st.solution_text(teacher_notebook())
-    assert "secret_value = x + 1" in found and "print('worked solution: an extra plotting cell')" in found
-    assert "The trick is the secret explanation text." in found and "Because of the hidden reasoning." in found
-    assert "hidden_tagged_cell = 'a tagged worked answer'" in found
-    assert "Text after the block." not in found and "assert add_one(1) == 2, \"add_one(1) should be 2\"" not in found
+def test_independent_check_lists_what_must_not_leak():
+    secret, public = leakcheck.secret_and_public_lines(teacher_notebook())
+    assert "secret_value = x + 1" in secret and "print('worked solution: an extra plotting cell')" in secret
+    assert "The trick is the secret explanation text." in secret and "Because of the hidden reasoning." in secret
+    assert "hidden_tagged_cell = 'a tagged worked answer'" in secret
+    assert "Text after the block." in public and "assert add_one(1) == 2, \"add_one(1) should be 2\"" in public
+    assert not set(secret) & public
+
+
+NEAR_MISSES = ["## BEGIN SOLUTION", "###BEGIN SOLUTION", "### begin solution", "# BEGIN SOLUTION",
+               "### BEGIN SOLUTIONS", "#### BEGIN_SOLUTION", "### BEGIN SOLUTION here"]
+
+
+def near_miss_region(marker):
+    """A solution region whose markers both miss the same way (the old converter let it through)."""
+    end = marker.replace("BEGIN", "END").replace("begin", "end")
+    return f"answer = None\n{marker}\nanswer = x + 2  # the hidden arithmetic\n{end}\nassert answer == 42"
+
+
+@pytest.mark.parametrize("marker", NEAR_MISSES)
+def test_near_miss_marker_stops_the_build_naming_the_cell(marker):
+    teacher = teacher_notebook()
+    teacher.cells[9].source = near_miss_region(marker)
+    with pytest.raises(ValueError, match=rf"student: t\.ipynb, cell 9, line 2: '{re.escape(marker)}' looks like a "
+                                         rf"solution marker but is not one; write exactly '### BEGIN SOLUTION'"):
+        st.make_student(teacher, path="t.ipynb")
+
+
+def test_near_miss_end_marker_and_markdown_are_refused_too():
+    teacher = teacher_notebook()
+    teacher.cells[0].source += "\n## end solution"
+    with pytest.raises(ValueError, match=r"cell 0, line 4: '## end solution' .* write exactly '### END SOLUTION'"):
+        st.make_student(teacher, path="t.ipynb")
+
+
+@pytest.mark.parametrize("marker", NEAR_MISSES)
+def test_independent_check_catches_a_near_miss_leak(marker):
+    """Had the converter let a near-miss region through, the check would still see the secret."""
+    teacher = teacher_notebook()
+    teacher.cells[9].source = near_miss_region(marker)
+    student = copy.deepcopy(teacher)          # a converter that ignored the near miss
+    assert "answer = x + 2  # the hidden arithmetic" in st.leaks(teacher, student)
+
+
+def test_independent_check_shares_no_code_with_the_converter():
+    source = Path(leakcheck.__file__).read_text(encoding="utf-8")
+    assert "student" not in re.findall(r"^(?:from|import) (\S+)", source, re.M).__str__()
 
 
 def test_leak_detector_catches_a_copied_solution():
@@ -156,7 +198,8 @@ def test_a_line_the_chapter_shows_anyway_is_no_leak():
     teacher.cells.insert(2, new_code_cell("secret_value = x + 1   # the chapter shows this line itself"))
     student = st.make_student(teacher)
     assert st.leaks(teacher, student) == []
-    assert "secret_value = x + 1" in st.public_text(teacher) and "hidden reasoning" not in st.public_text(teacher)
+    secret, public = leakcheck.secret_and_public_lines(teacher)
+    assert "secret_value = x + 1   # the chapter shows this line itself" in public
 
 
 def test_writer_refuses_to_leak(tmp_path, monkeypatch):

@@ -18,8 +18,15 @@ execution counts and saved widget state are cleared. The code cell that held a s
 is tagged ``exercise``.
 
 Run ``python -m cnnbook.book.student [--book book] [--out student] [NOTEBOOK ...]`` (or
-``make student``) from the repository root. It refuses to write a notebook in which any
-line of a solution survives.
+``make student``) from the repository root. A line that looks like a solution marker but is
+not exactly one (``## BEGIN SOLUTION``, lower case...) stops it with the cell named, and it
+refuses to write a notebook in which any line of a solution survives, by the independent
+check of :mod:`cnnbook.book.leakcheck`.
+
+With ``--nbgrader`` it writes nbgrader *source* assignments instead (one folder per chapter,
+default ``nbgrader/source``; see :mod:`cnnbook.book.grading`): nbgrader 0.9's
+``generate_assignment`` releases them with default settings, and ``autograde`` gives each code
+exercise's locked test cell its point; written answers are graded by hand.
 """
 from __future__ import annotations
 
@@ -32,6 +39,8 @@ from pathlib import Path
 
 import nbformat
 
+from cnnbook.book.leakcheck import leaked_lines
+
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 PLACEHOLDER = ("# YOUR CODE HERE", "raise NotImplementedError()")
 SOLUTION_TAG, EXERCISE_TAG = "solution", "exercise"
@@ -39,6 +48,8 @@ NOTE = ("> **Student edition.** The solutions of the exercises are removed. Repl
         "`raise NotImplementedError()` with your code, then run the cell: the checker below it "
         "tells you what is right and what to look at. The HTML book has the worked solutions.")
 
+# Anything a teacher might have meant as a marker: any number of '#', any case, any spacing.
+_MARKER_LIKE = re.compile(r"(?i)\b(begin|end)[ \t_-]*solutions?\b")
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*?)\s*$")
 _OPTION = re.compile(r"^\s*:[\w-]+:")
 
@@ -55,6 +66,25 @@ class _State:
 
 # --------------------------------------------------------------------------- code cells
 
+def check_markers(source: str, where: str = "cell") -> None:
+    """Refuse a line that looks like a solution marker but is not exactly one.
+
+    ``## BEGIN SOLUTION``, ``###BEGIN SOLUTION`` or ``### begin solution`` would pass through
+    the conversion as ordinary text, and the solution under it with them.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where``, the line and the marker it should be.
+    """
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped, match = line.strip(), _MARKER_LIKE.search(line)
+        if match and stripped not in (BEGIN, END):
+            meant = BEGIN if match[1].lower() == "begin" else END
+            raise ValueError(f"student: {where}, line {number}: {stripped!r} looks like a solution marker "
+                             f"but is not one; write exactly {meant!r} (a solution would leak otherwise)")
+
+
 def strip_solution_code(source: str, where: str = "cell") -> str:
     """Replace every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region by the placeholder.
 
@@ -64,18 +94,20 @@ def strip_solution_code(source: str, where: str = "cell") -> str:
     Raises
     ------
     ValueError
-        If the markers are unbalanced or nested; the message names ``where``.
+        If the markers are unbalanced or nested, or a line looks like a marker but is not
+        exactly one (:func:`check_markers`); the message names ``where``.
     """
+    check_markers(source, where)
     out, inside = [], False
     for number, line in enumerate(source.splitlines(), start=1):
         stripped = line.strip()
-        if stripped.startswith(BEGIN):
+        if stripped == BEGIN:
             if inside:
                 raise ValueError(f"student: {where}, line {number}: {BEGIN!r} inside another solution region")
             inside = True
             indent = line[:len(line) - len(line.lstrip())]
             out += [indent + text for text in PLACEHOLDER]
-        elif stripped.startswith(END):
+        elif stripped == END:
             if not inside:
                 raise ValueError(f"student: {where}, line {number}: {END!r} without {BEGIN!r}")
             inside = False
@@ -84,20 +116,6 @@ def strip_solution_code(source: str, where: str = "cell") -> str:
     if inside:
         raise ValueError(f"student: {where}: {BEGIN!r} without {END!r}")
     return "\n".join(out)
-
-
-def solution_code(source: str) -> list[str]:
-    """The lines between the solution markers of one code cell (markers excluded)."""
-    lines, inside = [], False
-    for line in source.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(BEGIN):
-            inside = True
-        elif stripped.startswith(END):
-            inside = False
-        elif inside:
-            lines.append(line)
-    return lines
 
 
 # --------------------------------------------------------------------------- markdown cells
@@ -147,27 +165,6 @@ def convert_markdown(source: str, state: _State) -> str:
     return "\n".join(out).strip("\n")
 
 
-def solution_markdown(source: str, in_solution: bool = False) -> tuple[list[str], bool]:
-    """The lines of one Markdown cell that belong to solutions, and the state after the cell."""
-    lines, found, i = source.splitlines(), [], 0
-    while i < len(lines):
-        match = _OPEN.match(lines[i])
-        if not match:
-            if in_solution:
-                found.append(lines[i])
-            i += 1
-            continue
-        end = _closing(lines, i, match["fence"])
-        if match["name"] == "solution":
-            found += [line for line in lines[i + 1:end] if not _OPTION.match(line)]
-        elif match["name"] in ("solution-start", "solution-end"):
-            in_solution = match["name"] == "solution-start"
-        elif in_solution:
-            found += lines[i:end + 1]
-        i = end + 1
-    return found, in_solution
-
-
 # --------------------------------------------------------------------------- notebooks
 
 def _tags(cell) -> list:
@@ -209,6 +206,7 @@ def make_student(nb, path: str = "<notebook>", first_exercise: int = 1):
     state = _State(path=path, exercise_number=first_exercise - 1)
     cells = []
     for index, cell in enumerate(nb.cells):
+        check_markers(cell.source, where=f"{path}, cell {index}")
         if cell.cell_type == "code":
             new = _student_code_cell(cell, state, index)
         elif SOLUTION_TAG in _tags(cell):
@@ -245,45 +243,41 @@ def count_exercises(nb) -> int:
     return count
 
 
-def solution_text(nb) -> list[str]:
-    """Every substantial line of the notebook's solutions: what must not reach students."""
-    lines, in_solution = [], False
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            found, in_solution = solution_markdown(cell.source, in_solution)
-            lines += found if SOLUTION_TAG not in _tags(cell) else cell.source.splitlines()
-        elif cell.cell_type == "code":
-            whole = SOLUTION_TAG in _tags(cell) or (in_solution and BEGIN not in cell.source)
-            lines += cell.source.splitlines() if whole else solution_code(cell.source)
-    return [line.strip() for line in lines if len(line.strip()) >= 12 and not _OPTION.match(line)]
-
-
-def public_text(nb) -> str:
-    """Everything of the notebook outside its solutions: what every reader of the book sees."""
-    parts, in_solution = [], False
-    for cell in nb.cells:
-        if SOLUTION_TAG in _tags(cell):
-            continue
-        if cell.cell_type == "markdown":
-            state = _State(in_solution=in_solution)
-            parts.append(convert_markdown(cell.source, state))
-            in_solution = state.in_solution
-        elif cell.cell_type == "code" and not (in_solution and BEGIN not in cell.source):
-            parts.append(strip_solution_code(cell.source))
-    return "\n".join(parts)
-
-
 def leaks(teacher, student) -> list[str]:
-    """Solution lines of ``teacher`` that ``student`` shows although the book keeps them hidden.
+    """Solution text of ``teacher`` that ``student`` shows, by the independent check of
+    :func:`cnnbook.book.leakcheck.leaked_lines` (it shares no parser with this module).
 
     A solution line that the chapter also shows outside any solution (a standard line such as
     ``optimizer.zero_grad()`` in the chapter's own training loop) gives nothing away and does not
     count. Solution markers and directives count wherever they appear.
     """
-    text, public = "\n".join(cell.source for cell in student.cells), public_text(teacher)
-    found = [line for line in solution_text(teacher) if line in text and line not in public]
-    found += [marker for marker in (BEGIN, END, "{solution}", "{solution-start}", "{solution-end}") if marker in text]
-    return found
+    return leaked_lines(teacher, student)
+
+
+def notebook_paths(book: str | Path, names: list[str] | None = None) -> list[Path]:
+    """All notebooks of ``book`` in name order, after checking that ``names`` are among them.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``book`` holds no notebook, or a name in ``names`` is not one of them.
+    """
+    book = Path(book)
+    paths = sorted(book.glob("*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"student: no notebooks in {book}/ (run from the repository root, or pass --book)")
+    unknown = {Path(n).stem for n in names or []} - {p.stem for p in paths}
+    if unknown:
+        raise FileNotFoundError(f"student: {sorted(unknown)} not found in {book}/; there are {[p.stem for p in paths]}")
+    return paths
+
+
+def copy_pages(book: str | Path, out: str | Path) -> None:
+    """Copy the Markdown pages of ``book`` without solutions (the glossary the chapters link to)."""
+    for page in sorted(Path(book).glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        if "{solution" not in text:
+            (Path(out) / page.name).write_text(text, encoding="utf-8")
 
 
 def write_student_edition(book: str | Path = "book", out: str | Path = "student",
@@ -301,14 +295,9 @@ def write_student_edition(book: str | Path = "book", out: str | Path = "student"
     RuntimeError
         If a solution line would reach a student notebook (nothing is written for it).
     """
-    book, out = Path(book), Path(out)
-    paths = sorted(book.glob("*.ipynb"))
-    if not paths:
-        raise FileNotFoundError(f"student: no notebooks in {book}/ (run from the repository root, or pass --book)")
+    out = Path(out)
+    paths = notebook_paths(book, names)
     wanted = {Path(n).stem for n in names} if names else {p.stem for p in paths}
-    unknown = wanted - {p.stem for p in paths}
-    if unknown:
-        raise FileNotFoundError(f"student: {sorted(unknown)} not found in {book}/; there are {[p.stem for p in paths]}")
     out.mkdir(parents=True, exist_ok=True)
     written, number = [], 1
     for path in paths:
@@ -322,10 +311,7 @@ def write_student_edition(book: str | Path = "book", out: str | Path = "student"
             nbformat.write(student, out / path.name)
             written.append(out / path.name)
         number += count_exercises(teacher)
-    for page in sorted(book.glob("*.md")):  # the glossary and other pages the notebooks link to
-        text = page.read_text(encoding="utf-8")
-        if "{solution" not in text:
-            (out / page.name).write_text(text, encoding="utf-8")
+    copy_pages(book, out)
     return written
 
 
@@ -333,13 +319,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnbook.book.student", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebook names or stems (default: all in --book)")
     parser.add_argument("--book", default="book", help="folder of the teacher notebooks (default: book)")
-    parser.add_argument("--out", default="student", help="folder for the student notebooks (default: student)")
+    parser.add_argument("--out", help="output folder (default: student, or nbgrader/source with --nbgrader)")
+    parser.add_argument("--nbgrader", action="store_true",
+                        help="write nbgrader source assignments (one folder per chapter) instead")
+    parser.add_argument("--sheets", action="store_true",
+                        help="with --nbgrader: only the set-up cell and the exercises of each chapter")
     args = parser.parse_args(argv)
     try:
-        written = write_student_edition(args.book, args.out, args.notebooks or None)
+        if args.nbgrader:
+            from cnnbook.book.grading import write_nbgrader_source
+            written = write_nbgrader_source(args.book, args.out or "nbgrader/source", args.notebooks or None,
+                                            sheets=args.sheets)
+        else:
+            written = write_student_edition(args.book, args.out or "student", args.notebooks or None)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(exc, file=sys.stderr)
         return 1
+    if args.nbgrader:
+        for path in written:
+            print(f"wrote {path}")
+        return 0
     for path in written:
         nb = nbformat.read(path, as_version=4)
         exercises = sum(EXERCISE_TAG in _tags(c) for c in nb.cells)
