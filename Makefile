@@ -51,12 +51,13 @@ book: setup $(ASSETS_STAMP)
 unit: setup
 	$(PY) -m pytest tests cnnbook --doctest-modules -n $(JOBS)
 
+# One notebook at a time: each kernel's torch and BLAS threads already use every core, and two
+# kernels side by side spin against each other and run several times slower than one after the other.
 notebooks: setup
-	$(PY) -m pytest book --nbval-lax --nbval-current-env -n $(JOBS) --dist loadfile
+	$(PY) -m pytest book --nbval-lax --nbval-current-env
 
-# The unit tests, the package's doctests (every example in a docstring) and every notebook.
-test: setup
-	$(PY) -m pytest tests book --doctest-modules cnnbook --nbval-lax --nbval-current-env -n $(JOBS) --dist loadfile
+# The unit tests and the package's doctests (every example in a docstring), then every notebook.
+test: unit notebooks
 
 check-html: book
 	$(PY) scripts/check_html.py
