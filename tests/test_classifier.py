@@ -304,3 +304,20 @@ def test_show_predictions_titles_carry_both_probabilities():
     assert fig.axes[1].title.get_color() == "red"
     with pytest.raises(ValueError, match="show_predictions: got 2 images, 1 labels"):
         C.show_predictions(torch.rand(2, 1, 8, 8), [0], probs, ["a", "b", "c"])
+
+
+def test_benchmark_records_single_view_and_tta_per_seed():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_classifier.py"
+    spec = importlib.util.spec_from_file_location("bench_classifier", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    record = bench.bench_config(tiny_config(epochs=1), [0, 1], tiny_data())
+    assert [r["seed"] for r in record["runs"]] == [0, 1]
+    for key in ("test_accuracy", "test_accuracy_tta", "val_accuracy", "val_accuracy_tta", "train_cpu_seconds"):
+        assert len(record[key]["per_seed"]) == 2, key
+    assert record["met_target_every_seed"] == all(r["test_accuracy"] >= 0.925 and r["train_seconds"] <= 180
+                                                  for r in record["runs"])
+    assert record["hardware"]["cpu"] and record["hardware"]["torch_threads"] >= 1
