@@ -186,20 +186,47 @@ def test_train_classifier_learns_and_reloads_the_best_epoch(tmp_path):
     run = C.train_classifier(tiny_config(), seed=1, data=data, checkpoint=tmp_path / "best.pt",
                              progress=False)
     assert len(run.history) == 3 and run.train_seconds > 0
-    assert run.best_epoch == run.history.best("val_accuracy")[0]
-    assert run.test_probs.shape == (16, 3)
-    torch.testing.assert_close(run.test_probs.sum(1), torch.ones(16))
-    assert run.test_accuracy == (run.test_probs.argmax(1) == data.y_test).float().mean().item()
-    assert run.test_accuracy > 0.9                           # three easy patterns
+    assert (run.best_epoch, run.val_accuracy) == run.history.best("val_accuracy")
+    assert not hasattr(run, "test_accuracy")                 # training never looks at the test set
     saved = torch.load(tmp_path / "best.pt", weights_only=True)
     assert all(torch.equal(saved[k], v) for k, v in run.model.state_dict().items())
+    val = C.score_classifier(run.model, data.x_val, data.y_val, run.config, data.fill)
+    assert val.accuracy == run.val_accuracy                  # the reloaded epoch is the best one
+
+
+def test_score_classifier_reports_single_view_and_tta():
+    data = tiny_data()
+    run = C.train_classifier(tiny_config(), seed=1, data=data, progress=False)
+    s = C.score_classifier(run.model, data.x_test, data.y_test, run.config, data.fill)
+    assert s.probs.shape == s.probs_tta.shape == (16, 3)
+    torch.testing.assert_close(s.probs.sum(1), torch.ones(16))
+    assert s.accuracy == (s.probs.argmax(1) == data.y_test).float().mean().item()
+    assert s.accuracy > 0.9                                  # three easy patterns
+    views = C.tta_views(data.x_test, True, run.config.tta_shift, data.fill)
+    want = torch.stack([C.predict_proba(run.model, v) for v in views]).mean(0)
+    torch.testing.assert_close(s.probs_tta, want)
+    with pytest.raises(ValueError, match="score_classifier: got 16 images but 3 labels"):
+        C.score_classifier(run.model, data.x_test, data.y_test[:3], run.config)
 
 
 def test_train_classifier_is_reproducible_with_a_seed():
     data = tiny_data()
     a = C.train_classifier(tiny_config(epochs=1), seed=3, data=data, progress=False)
     b = C.train_classifier(tiny_config(epochs=1), seed=3, data=data, progress=False)
-    assert torch.equal(a.test_probs, b.test_probs)
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+
+
+def test_ablation_steps_change_one_thing_per_row_and_end_at_the_config():
+    config = C.CONFIGS["cpu"]
+    steps = C.ablation_steps(config)
+    rows = list(steps.values())
+    assert rows[-1] == config and len(rows) == 6
+    assert not rows[0].batch_norm and rows[0].schedule == "constant" and rows[0].max_shift == 0
+    for a, b in zip(rows, rows[1:]):
+        changed = {f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)}
+        assert changed and (len(changed) == 1 or changed == {"max_shift", "hflip_p"}), changed
+    with pytest.raises(ValueError, match="ablation_steps: config must be a 'cnn' with batch_norm=True"):
+        C.ablation_steps(C.CONFIGS["gpu"])
 
 
 def test_train_classifier_checks_config_and_device():
@@ -277,3 +304,20 @@ def test_show_predictions_titles_carry_both_probabilities():
     assert fig.axes[1].title.get_color() == "red"
     with pytest.raises(ValueError, match="show_predictions: got 2 images, 1 labels"):
         C.show_predictions(torch.rand(2, 1, 8, 8), [0], probs, ["a", "b", "c"])
+
+
+def test_benchmark_records_single_view_and_tta_per_seed():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_classifier.py"
+    spec = importlib.util.spec_from_file_location("bench_classifier", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    record = bench.bench_config(tiny_config(epochs=1), [0, 1], tiny_data())
+    assert [r["seed"] for r in record["runs"]] == [0, 1]
+    for key in ("test_accuracy", "test_accuracy_tta", "val_accuracy", "val_accuracy_tta", "train_cpu_seconds"):
+        assert len(record[key]["per_seed"]) == 2, key
+    assert record["met_target_every_seed"] == all(r["test_accuracy"] >= 0.925 and r["train_seconds"] <= 180
+                                                  for r in record["runs"])
+    assert record["hardware"]["cpu"] and record["hardware"]["torch_threads"] >= 1

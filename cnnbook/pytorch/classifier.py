@@ -1,17 +1,21 @@
 """Chapter 5's Fashion-MNIST classifier: data, model, named configurations, one training call.
 
 Everything the chapter trains goes through :func:`train_classifier`, which builds the model of
-a :class:`ClassifierConfig`, trains it with :func:`cnnbook.pytorch.train.fit` (validation every epoch,
-best checkpoint kept) and scores it on the 10,000 test images. The benchmark
-(``benchmarks/bench_classifier.py``) calls the same function, so the notebook and the
-benchmark measure the same thing.
+a :class:`ClassifierConfig` and trains it with :func:`cnnbook.pytorch.train.fit` (validation every
+epoch, best checkpoint kept). It never looks at the test set: every choice is made on the
+validation split, and :func:`score_classifier` scores a finished model, single-view and with
+test-time augmentation, on whichever split it is given (the test set once, at the end). The
+benchmark (``benchmarks/bench_classifier.py``) calls the same functions, so the notebook and
+the benchmark measure the same thing.
 
 - :func:`prepare_data`: the train / validation / test split as normalized tensors, optionally
   restricted to a few classes (relabelled ``0..k-1``).
 - :class:`FashionCNN`: the plain CNN of the CPU configuration; :class:`FashionResNet`: the
   wider residual network of the GPU configuration (a :class:`cnnbook.pytorch.models.ResNetStyle`).
-- :data:`CONFIGS`: ``"cpu"`` (at least 92.5% within 180 s on a 2-core CPU) and ``"gpu"``
-  (at least 95.0% within 30 s on a CUDA GPU).
+- :data:`CONFIGS`: ``"cpu"`` (at least 92.5% single-view test accuracy within 180 s on a 2-core
+  CPU) and ``"gpu"`` (at least 95.0% within 30 s on a CUDA GPU).
+- :func:`ablation_steps`: the improvement table's rows, from a plain baseline to a
+  configuration, one change per row.
 - :func:`predict_proba`: class probabilities, optionally averaged with the mirrored images
   (*test-time augmentation*).
 
@@ -265,12 +269,10 @@ class ClassifierConfig:
         As in :class:`torch.nn.CrossEntropyLoss`.
     max_shift, hflip_p : int, float
         Augmentation (:func:`random_shift_flip`); ``max_shift=0, hflip_p=0`` turns it off.
-    tta : bool
-        Score the test set with test-time augmentation: the probabilities of the image and of
-        its mirror image averaged (:func:`predict_proba`).
     tta_shift : int
-        With ``tta``, also average over the image shifted by this many pixels up, down, left
-        and right (ten views in all); 0: mirror only.
+        Test-time augmentation in :func:`score_classifier` averages the image, its mirror image
+        and, if ``tta_shift > 0``, both shifted by this many pixels up, down, left and right
+        (ten views in all).
     val_size : int
         Training images held out for validation.
     device : {"cpu", "cuda"}
@@ -280,8 +282,8 @@ class ClassifierConfig:
     amp_dtype : {None, "bfloat16", "float16"}
         Mixed precision for the forward pass (``torch.autocast``).
     target_accuracy, budget_seconds : float
-        What the configuration promises: test accuracy at least ``target_accuracy`` within
-        ``budget_seconds`` of training.
+        What the configuration promises: single-view test accuracy at least ``target_accuracy``
+        within ``budget_seconds`` of training.
     """
 
     name: str
@@ -300,7 +302,6 @@ class ClassifierConfig:
     label_smoothing: float = 0.1
     max_shift: int = 2
     hflip_p: float = 0.5
-    tta: bool = True
     tta_shift: int = 1
     val_size: int = 5000
     device: str = "cpu"
@@ -333,6 +334,36 @@ def build_model(config: ClassifierConfig, num_classes: int = 10) -> nn.Module:
     if config.architecture == "resnet":
         return FashionResNet(config.channels, config.blocks_per_stage, num_classes)
     raise ValueError(f"build_model: architecture must be 'cnn' or 'resnet', got {config.architecture!r}")
+
+
+def ablation_steps(config: ClassifierConfig, baseline_lr: float = 0.05) -> dict:
+    """The improvement table's rows: from a plain baseline to ``config``, one change per row.
+
+    The baseline is ``config`` without batch norm, with a constant learning rate
+    ``baseline_lr``, no label smoothing and no augmentation. Each later row changes one field
+    group of the row before it; the last row equals ``config`` (everything but the changed
+    fields, epochs included, is ``config``'s).
+
+    Returns
+    -------
+    dict of str -> ClassifierConfig
+        Six rows, in order: ``"baseline"``, ``"+ batch norm"``, ``"+ peak rate"`` (constant
+        ``config.lr``), ``"+ one-cycle schedule"``, ``"+ label smoothing"``,
+        ``"+ shifts and mirrors"``.
+    """
+    if config.architecture != "cnn" or not config.batch_norm:
+        raise ValueError(f"ablation_steps: config must be a 'cnn' with batch_norm=True, got "
+                         f"architecture={config.architecture!r}, batch_norm={config.batch_norm!r}")
+    row = dataclasses.replace(config, batch_norm=False, schedule="constant", lr=baseline_lr,
+                              label_smoothing=0.0, max_shift=0, hflip_p=0.0)
+    changes = [("+ batch norm", dict(batch_norm=True)), ("+ peak rate", dict(lr=config.lr)),
+               ("+ one-cycle schedule", dict(schedule=config.schedule)),
+               ("+ label smoothing", dict(label_smoothing=config.label_smoothing)),
+               ("+ shifts and mirrors", dict(max_shift=config.max_shift, hflip_p=config.hflip_p))]
+    steps = {"baseline": row}
+    for name, change in changes:
+        steps[name] = row = dataclasses.replace(row, **change)
+    return steps
 
 
 def make_optimizer(model: nn.Module, config: ClassifierConfig, steps_per_epoch: int):
@@ -396,6 +427,51 @@ def predict_proba(model: nn.Module, x: torch.Tensor, tta: bool = False, tta_shif
 
 
 @dataclass
+class Scores:
+    """Accuracy of a trained network on one split, single-view and with test-time augmentation.
+
+    Attributes
+    ----------
+    accuracy, accuracy_tta : float
+        Share of correct predictions from the image alone, and from the average over
+        :func:`tta_views`.
+    probs, probs_tta : torch.Tensor
+        The class probabilities behind them, ``(N, num_classes)``.
+    """
+
+    accuracy: float
+    accuracy_tta: float
+    probs: torch.Tensor
+    probs_tta: torch.Tensor
+
+
+def score_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: ClassifierConfig,
+                     fill: float = 0.0) -> Scores:
+    """Score a trained network on images ``x`` with labels ``y``: single view and with TTA.
+
+    Call it on the validation split to choose, on the test split once, for the final model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    x, y : torch.Tensor
+        Normalized images ``(N, C, H, W)`` and labels ``(N,)``.
+    config : ClassifierConfig
+        Gives ``tta_shift``, ``channels_last`` and ``amp_dtype``.
+    fill : float, default 0
+        The normalized black (:attr:`FashionData.fill`), shifted in by the TTA views.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"score_classifier: got {len(x)} images but {len(y)} labels")
+    kw = dict(channels_last=config.channels_last, amp_dtype=config.amp_dtype)
+    probs = predict_proba(model, x, **kw)
+    probs_tta = predict_proba(model, x, tta=True, tta_shift=config.tta_shift, fill=fill, **kw)
+    y = y.cpu()
+    accuracy = lambda p: (p.argmax(1) == y).float().mean().item()  # noqa: E731
+    return Scores(accuracy(probs), accuracy(probs_tta), probs, probs_tta)
+
+
+@dataclass
 class ClassifierRun:
     """The outcome of :func:`train_classifier`.
 
@@ -410,10 +486,8 @@ class ClassifierRun:
         Wall-clock time of :func:`cnnbook.pytorch.train.fit` (the epochs and their validation passes).
     best_epoch : int
         Epoch of the highest validation accuracy (the checkpoint that was reloaded).
-    test_probs : torch.Tensor
-        Test-set class probabilities ``(N_test, num_classes)`` (with test-time augmentation if
-        the configuration asks for it).
-    test_accuracy : float
+    val_accuracy : float
+        Single-view validation accuracy of that epoch.
     device : torch.device
     """
 
@@ -423,14 +497,15 @@ class ClassifierRun:
     history: History
     train_seconds: float
     best_epoch: int
-    test_probs: torch.Tensor
-    test_accuracy: float
+    val_accuracy: float
     device: torch.device
 
 
 def train_classifier(config: ClassifierConfig, seed: int = 0, data: FashionData | None = None,
                      device=None, checkpoint=None, progress: bool | str = True) -> ClassifierRun:
-    """Train ``config``'s network from scratch on ``data``, keep its best epoch, score it on the test set.
+    """Train ``config``'s network from scratch on ``data`` and keep its best validation epoch.
+
+    The test images are not touched: score the finished model with :func:`score_classifier`.
 
     Parameters
     ----------
@@ -485,11 +560,8 @@ def train_classifier(config: ClassifierConfig, seed: int = 0, data: FashionData 
                              f"and validation accuracy (lr={config.lr}); lower the learning rate")
         load_weights(model, path)
     _warn_if_chance_level(history, config, len(data.classes))
-    probs = predict_proba(model, data.x_test, tta=config.tta, tta_shift=config.tta_shift, fill=data.fill,
-                          channels_last=config.channels_last, amp_dtype=amp)
-    accuracy = (probs.argmax(1) == data.y_test).float().mean().item()
-    best_epoch, _ = history.best("val_accuracy")
-    return ClassifierRun(config, seed, model, history, seconds, best_epoch, probs, accuracy, device)
+    best_epoch, val_accuracy = history.best("val_accuracy")
+    return ClassifierRun(config, seed, model, history, seconds, best_epoch, val_accuracy, device)
 
 
 def _warn_if_chance_level(history: History, config: ClassifierConfig, num_classes: int) -> None:
