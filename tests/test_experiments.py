@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnbook.pytorch.experiments import (Setting, Shift, curves, final, mean_std, predict_tta,
-                                         run_settings)
+from cnnbook.pytorch.experiments import (Setting, Shift, curves, effect, final, mean_std,
+                                         predict_tta, run_settings)
 from cnnbook.pytorch.experiments import _shifted
 
 
@@ -56,6 +56,12 @@ def test_mean_std_and_curves_errors():
         mean_std([0.5])
     with pytest.raises(ValueError, match=r"curves: the runs have different lengths \[2, 3\]"):
         curves([(None, {"loss": [1, 2]}), (None, {"loss": [1, 2, 3]})], "loss")
+
+
+def test_effect_against_spread():
+    e = effect([0.80, 0.81, 0.82], [0.70, 0.70, 0.70])
+    assert e["diff"] == pytest.approx(0.11) and e["spread"] == pytest.approx(0.01) and e["clear"]
+    assert not effect([0.70, 0.75, 0.80], [0.72, 0.74, 0.76])["clear"]   # 0.01 apart, spread 0.05
 
 
 def test_shifted_moves_pixels_and_fills():

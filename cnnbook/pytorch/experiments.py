@@ -19,7 +19,7 @@ from torch import nn
 from cnnbook.pytorch.train import TensorLoader, fit, random_crop
 from cnnbook.pytorch.utils import seed_everything
 
-__all__ = ["Setting", "run_settings", "final", "curves", "mean_std", "Shift", "predict_tta"]
+__all__ = ["Setting", "run_settings", "final", "curves", "mean_std", "effect", "Shift", "predict_tta"]
 
 
 @dataclass
@@ -133,6 +133,22 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if v.ndim != 1 or len(v) < 2:
         raise ValueError(f"mean_std: need at least two values, got {len(v)} (shape {v.shape})")
     return float(v.mean()), float(v.std(ddof=1))
+
+
+def effect(values: Sequence[float], baseline: Sequence[float]) -> dict:
+    """How a setting's repeated runs differ from the baseline's, against the seed-to-seed spread.
+
+    Returns
+    -------
+    dict
+        ``diff`` (difference of the means), ``spread`` (the larger of the two sample standard
+        deviations) and ``clear`` (True when ``|diff|`` exceeds twice the spread: a difference
+        that seeds alone rarely produce with 3 runs each; False means "this experiment cannot
+        tell").
+    """
+    (m, s), (m0, s0) = mean_std(values), mean_std(baseline)
+    spread = max(s, s0)
+    return {"diff": m - m0, "spread": spread, "clear": abs(m - m0) > 2 * spread}
 
 
 @dataclass
