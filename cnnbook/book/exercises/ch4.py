@@ -250,3 +250,130 @@ def check_residual_block(make_block: Callable) -> Feedback:
         return "with every weight set to zero the block should return relu(x) (or x): check the skip connection"
 
     return _run("check_residual_block", "shape kept; zero weights leave the skip connection", cases, one)
+
+
+# --------------------------------------------------------------------------- debugging and ablations
+
+__all__ += ['check_training_loop', 'check_ablation']
+
+
+def _loop_reference(model, batches, optimizer, loss_fn, zero_grad=True):
+    model.train()
+    for x, y in batches:
+        loss = loss_fn(model(x), y)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def _check_train_epoch(train_epoch):
+    import copy
+
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3).double()
+    batches = [(torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 3, (8,))) for _ in range(3)]
+    results = {}
+    for name, zero in (("right", True), ("no zero_grad", False)):
+        m = copy.deepcopy(model)
+        _loop_reference(m, batches, torch.optim.SGD(m.parameters(), lr=0.1), torch.nn.CrossEntropyLoss(), zero)
+        results[name] = m.weight.detach()
+    m = copy.deepcopy(model)
+    _call(train_epoch, m, batches, torch.optim.SGD(m.parameters(), lr=0.1), torch.nn.CrossEntropyLoss())
+    got = m.weight.detach()
+    if torch.allclose(got, results["right"]):
+        return None
+    if torch.allclose(got, results["no zero_grad"]):
+        return ("the weights after one epoch differ from torch's loop: the gradients of earlier batches "
+                "are still added in; call optimizer.zero_grad() before loss.backward()")
+    return "the weights after one epoch differ from the reference loop (forward, loss, zero_grad, backward, step)"
+
+
+def _check_evaluate(evaluate):
+    import torch
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                                torch.nn.Linear(32, 3))
+    x, y = torch.randn(300, 6), torch.randint(0, 3, (300,))
+    model.eval()
+    with torch.no_grad():
+        expected = (model(x).argmax(1) == y).float().mean().item()
+    model.train()
+    torch.manual_seed(2)
+    got = _call(evaluate, model, x, y)
+    try:
+        got = float(got)
+    except (TypeError, ValueError):
+        return f"returned {got!r}, expected the accuracy as a number"
+    if abs(got - expected) < 1e-9:
+        return None
+    return (f"returned accuracy {got:.4f}, expected {expected:.4f}: call model.eval() before predicting, "
+            "otherwise dropout (and batch norm) still behave as in training")
+
+
+def _check_standardize(standardize):
+    rng = _rng(3)
+    train, val = rng.normal(2.0, 3.0, size=(50, 1, 4, 4)), rng.normal(-1.0, 0.5, size=(20, 1, 4, 4))
+    got = _call(standardize, train.copy(), val.copy())
+    if not isinstance(got, tuple) or len(got) != 2:
+        return f"returned {type(got).__name__}, expected a tuple (train, val)"
+    got_train, got_val = (_to_array(g) for g in got)
+    mean, std = train.mean(), train.std()
+    if _compare(got_val, (val - mean) / std) is None and _compare(got_train, (train - mean) / std) is None:
+        return None
+    both = np.concatenate([train.ravel(), val.ravel()])
+    if _compare(got_val, (val - both.mean()) / both.std()) is None:
+        return ("the validation images were standardized with statistics of training AND validation "
+                "images: the validation set leaks into preprocessing; use the training set's mean and std")
+    if _compare(got_val, (val - val.mean()) / val.std()) is None:
+        return "each set was standardized with its own statistics; use the training set's for both"
+    return "the outputs differ from (x - mean) / std with the training set's mean and std"
+
+
+def check_training_loop(train_epoch: Callable, evaluate: Callable, standardize: Callable) -> Feedback:
+    """Check the three repaired functions of the "debug this training loop" exercise.
+
+    ``train_epoch(model, batches, optimizer, loss_fn)`` runs one epoch over ``(x, y)`` batches
+    (forward, loss, ``zero_grad``, backward, step); ``evaluate(model, x, y) -> accuracy`` predicts
+    in evaluation mode; ``standardize(x_train, x_val) -> (x_train, x_val)`` uses the training
+    set's mean and standard deviation only. Each is compared with the reference, and the three
+    classic bugs (no ``zero_grad``, no ``eval()``, statistics that include validation images)
+    are named when they are the cause.
+    """
+    parts = {"train_epoch": (_check_train_epoch, train_epoch), "evaluate": (_check_evaluate, evaluate),
+             "standardize": (_check_standardize, standardize)}
+    cases = [dict(part=name) for name in parts]
+    return _run("check_training_loop", "a correct PyTorch loop", cases,
+                lambda c: parts[c["part"]][0](parts[c["part"]][1]))
+
+
+def check_ablation(runs: dict, baseline: str = "baseline") -> Feedback:
+    """Check the design of an ablation: ``runs`` maps setting -> list of ``(model, history)``.
+
+    A sound ablation has a baseline, at least one other setting, at least 3 seeds per setting,
+    the same number of epochs everywhere, and a validation score in every history (choices
+    are made on the validation split, never on the test set).
+    """
+    cases = [dict(rule=r) for r in ("baseline", "settings", "seeds", "epochs", "validation")]
+
+    def one(c):
+        if not isinstance(runs, dict) or not runs:
+            return f"runs must be a non-empty dict setting -> [(model, history), ...], got {type(runs).__name__}"
+        lengths = {len(h["loss"]) if "loss" in h else -1 for r in runs.values() for _, h in r}
+        rule = c["rule"]
+        if rule == "baseline" and baseline not in runs:
+            return f"no setting named {baseline!r}: every change is measured against a baseline"
+        if rule == "settings" and len(runs) < 2:
+            return "only one setting: an ablation changes one thing against the baseline"
+        if rule == "seeds" and min(len(r) for r in runs.values()) < 3:
+            return "fewer than 3 seeds for some setting: without repeats the seed spread is unknown"
+        if rule == "epochs" and len(lengths) > 1:
+            return f"the runs trained for different numbers of epochs {sorted(lengths)}: change one thing at a time"
+        if rule == "validation" and not all("val_accuracy" in h for r in runs.values() for _, h in r):
+            return "some run has no val_accuracy: pass the validation split as val_loader (never the test set)"
+        return None
+
+    return _run("check_ablation", "the rules of a fair comparison", cases, one)
