@@ -1,12 +1,12 @@
-"""Tests of cnnbook.pytorch.experiments: repeated runs, their summaries, shifts and test-time augmentation."""
+"""Tests of cnnbook.pytorch.experiments: repeated runs, their summaries and test-time augmentation."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from cnnbook.pytorch.experiments import (Setting, Shift, curves, effect, final, mean_std,
-                                         predict_tta, run_settings)
-from cnnbook.pytorch.experiments import _shifted
+from cnnbook.pytorch.augment import shift_image
+from cnnbook.pytorch.experiments import (Setting, curves, effect, final, mean_std, predict_tta,
+                                         run_settings)
 
 
 def _data(n=48, seed=0):
@@ -64,22 +64,6 @@ def test_effect_against_spread():
     assert not effect([0.70, 0.75, 0.80], [0.72, 0.74, 0.76])["clear"]   # 0.01 apart, spread 0.05
 
 
-def test_shifted_moves_pixels_and_fills():
-    x = torch.arange(16.0).reshape(1, 1, 4, 4)
-    down_right = _shifted(x, 1, 1, fill=-1.0)
-    assert down_right[0, 0, 1:, 1:].equal(x[0, 0, :-1, :-1])
-    assert (down_right[0, 0, 0] == -1).all() and (down_right[0, 0, :, 0] == -1).all()
-    up_left = _shifted(x, -1, -2, fill=0.0)
-    assert up_left[0, 0, :-1, :-2].equal(x[0, 0, 1:, 2:])
-
-
-def test_shift_keeps_shape_and_values():
-    x = torch.rand(5, 1, 28, 28)
-    out = Shift(padding=2, fill=-9.0)(x)
-    assert out.shape == x.shape
-    assert set(out.unique().tolist()) <= set(x.unique().tolist()) | {-9.0}
-
-
 def test_predict_tta_without_views_is_plain_softmax_and_restores_mode():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Dropout(0.5), nn.Flatten(), nn.Linear(128, 3))
@@ -90,7 +74,7 @@ def test_predict_tta_without_views_is_plain_softmax_and_restores_mode():
     model.eval()
     torch.testing.assert_close(plain, torch.softmax(model(x), 1))
     both = predict_tta(model, x, shifts=((0, 0), (1, 0)), hflip=True)
-    views = [x, _shifted(x, 1, 0, 0.0)]
+    views = [x, shift_image(x, 1, 0, 0.0)]
     views += [v.flip(-1) for v in views]
     expected = torch.stack([torch.softmax(model(v), 1) for v in views]).mean(0)
     torch.testing.assert_close(both, expected)

@@ -19,7 +19,10 @@ import torch.nn.functional as F
 from cnnbook.book import exercises as ex
 from cnnbook.book.exercises import _core
 
-CHECKERS = [name for name in ex.__all__ if name.startswith("check_")]
+# These two take several answers at once (three functions; a dict of runs): their careless
+# answers are tested on their own below.
+SEVERAL_ANSWERS = {"check_training_loop", "check_ablation"}
+CHECKERS = [name for name in ex.__all__ if name.startswith("check_") and name not in SEVERAL_ANSWERS]
 SINGLE, DOUBLE = "float32", "float64"
 
 
@@ -438,3 +441,47 @@ def test_answers_of_the_wrong_kind_are_named(answer, message):
 def test_crashes_of_the_old_checkers_are_feedback(name, answer, message):
     text = str(getattr(ex, name)(answer))
     assert message in text, text
+
+
+# --------------------------------------------------------------------------- several answers at once
+
+def _train_epoch(model, batches, optimizer, loss_fn):
+    model.train()
+    for x, y in batches:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def _evaluate(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def _standardize(train, val):
+    return (train - train.mean()) / train.std(), (val - train.mean()) / train.std()
+
+
+def test_the_training_loop_checker_passes_the_right_answer():
+    assert ex.check_training_loop(_train_epoch, _evaluate, _standardize)
+
+
+# train_epoch's return value is unused, so a tuple or NaN returned after a correct epoch is no mistake.
+@pytest.mark.parametrize("part, kind", [(p, k) for p in (0, 1, 2) for k in FRAGMENTS
+                                        if not (p == 0 and k in ("tuple", "nan"))])
+def test_a_careless_part_of_the_training_loop_gets_feedback(part, kind, monkeypatch):
+    if kind == "forever":
+        monkeypatch.setattr(_core, "TIME_LIMIT", 0.2)
+    answers = [_train_epoch, _evaluate, _standardize]
+    answers[part] = careless(kind, answers[part])
+    feedback = ex.check_training_loop(*answers)
+    assert not feedback and str(feedback).startswith("✗ check_training_loop"), str(feedback)
+
+
+@pytest.mark.parametrize("runs", [None, (1, 2), {"baseline": None}, {"baseline": [("model", None)] * 3},
+                                  {"baseline": [(None, {"val_accuracy": [float("nan")]})] * 3}])
+def test_careless_ablation_runs_get_feedback(runs):
+    feedback = ex.check_ablation(runs)
+    assert not feedback and str(feedback).startswith("✗ check_ablation"), str(feedback)

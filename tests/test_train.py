@@ -385,11 +385,3 @@ def test_ignore_index_targets_are_left_out_of_the_metrics():
     hist = T.fit(model, TensorLoader(x, y_ignored, batch_size=32), torch.optim.SGD(model.parameters(), lr=0.1),
                  loss_fn, 2, metrics=("accuracy",), progress=False, device="cpu")
     assert len(hist["accuracy"]) == 2 and all(math.isfinite(v) for v in hist["loss"])
-
-
-def test_names_that_moved_out_of_train_still_import_from_it():
-    from cnnbook.pytorch.train import EarlyStopping, Model, TensorLoader as TL, load_weights, random_affine
-    assert EarlyStopping is CB.EarlyStopping and Model is K.Model and TL is TensorLoader
-    assert load_weights is CK.load_weights and random_affine is A.random_affine
-    with pytest.raises(AttributeError, match="has no attribute 'random_crop'"):
-        T.random_crop

@@ -3,9 +3,9 @@
 One *setting* is everything that defines a training run except the seed (model, optimizer,
 schedule, augmentation, loss, epochs). :func:`run_settings` trains every setting once per
 seed on the same in-memory tensors and returns the runs; :func:`final`, :func:`curves` and
-:func:`mean_std` read them, and :func:`cnnbook.pytorch.train.summarize_runs` tabulates them.
+:func:`mean_std` read them, and :func:`cnnbook.pytorch.runs.summarize_runs` tabulates them.
 :func:`predict_tta` averages a model's predictions over shifted copies of each image
-(test-time augmentation).
+(test-time augmentation). The training augmentation itself is :mod:`cnnbook.pytorch.augment`'s.
 """
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnbook.pytorch.train import TensorLoader, fit, random_crop
+from cnnbook.pytorch.augment import shift_image
+from cnnbook.pytorch.loader import TensorLoader
+from cnnbook.pytorch.train import fit, predict
 from cnnbook.pytorch.utils import seed_everything
 
-__all__ = ["Setting", "run_settings", "final", "curves", "mean_std", "effect", "Shift", "predict_tta"]
+__all__ = ["Setting", "run_settings", "final", "curves", "mean_std", "effect", "predict_tta"]
 
 
 @dataclass
@@ -151,37 +153,6 @@ def effect(values: Sequence[float], baseline: Sequence[float]) -> dict:
     return {"diff": m - m0, "spread": spread, "clear": abs(m - m0) > 2 * spread}
 
 
-@dataclass
-class Shift:
-    """Batch augmentation: shift each image by up to ``padding`` whole pixels (pad, random crop).
-
-    Fashion-MNIST's items are centred and upright; small shifts are variations its test
-    images do contain, unlike 20-degree rotations. ``fill`` is the value of a black pixel
-    after normalization.
-    """
-
-    padding: int = 2
-    fill: float = 0.0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return random_crop(x, padding=self.padding, fill=self.fill)
-
-
-def _shifted(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
-    """``x`` moved down by ``dy`` and right by ``dx`` pixels, uncovered pixels set to ``fill``."""
-    out = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-    if dy > 0:
-        out[:, :, :dy] = fill
-    elif dy < 0:
-        out[:, :, dy:] = fill
-    if dx > 0:
-        out[:, :, :, :dx] = fill
-    elif dx < 0:
-        out[:, :, :, dx:] = fill
-    return out
-
-
-@torch.no_grad()
 def predict_tta(model: nn.Module, x: torch.Tensor, shifts: Sequence[tuple] = ((0, 0),),
                 fill: float = 0.0, hflip: bool = False) -> torch.Tensor:
     """Class probabilities averaged over shifted (and optionally mirrored) copies of each image.
@@ -204,12 +175,11 @@ def predict_tta(model: nn.Module, x: torch.Tensor, shifts: Sequence[tuple] = ((0
     torch.Tensor
         ``(N, num_classes)`` probabilities: the mean of the softmax outputs.
     """
-    if x.ndim != 4:
-        raise ValueError(f"predict_tta: x must be a batch (N, C, H, W), got shape {tuple(x.shape)}")
-    was_training = model.training
-    model.eval()
-    views = [_shifted(x, dy, dx, fill) for dy, dx in shifts]
-    views += [v.flip(-1) for v in views] if hflip else []
-    probs = torch.stack([torch.softmax(model(v), dim=1) for v in views]).mean(0)
-    model.train(was_training)
-    return probs
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"predict_tta: x must be a batch (N, C, H, W), got shape {tuple(getattr(x, 'shape', ()))}")
+
+    def views(batch):
+        shifted = [shift_image(batch, dy, dx, fill) for dy, dx in shifts]
+        return shifted + [v.flip(-1) for v in shifted] if hflip else shifted
+
+    return predict(model, x, views=views)

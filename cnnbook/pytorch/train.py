@@ -381,20 +381,3 @@ class _ProgressBars:
         for b in (self.batch_bar, self.bar):
             if b is not None:
                 b.close()
-
-
-# Names that lived in this module before the loop was split up; still importable from here until
-# the notebooks import them from their own modules.
-_MOVED = {"TensorLoader": "loader", "random_affine": "augment", "BatchRandomAffine": "augment",
-          "EarlyStopping": "callbacks", "ReduceLROnPlateau": "callbacks", "ModelCheckpoint": "callbacks",
-          "save_weights": "checkpoint", "load_weights": "checkpoint", "Model": "keras_like",
-          "CategoricalCrossEntropy": "keras_like",
-          "fit_seeds": "runs", "summarize_runs": "runs", "Table": "utils"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"cnnbook.pytorch.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
