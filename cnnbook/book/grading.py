@@ -37,14 +37,19 @@ def _nbgrader(grade_id: str, *, solution: bool, grade: bool, locked: bool, point
 
 
 def split_exercise(source: str) -> tuple[str, str]:
-    """The code up to the last ``### END SOLUTION`` line, and the code after it (the test).
+    """The answer: the code up to the last ``### END SOLUTION`` line and the rest of the block it
+    sits in (indented lines); the test: the code after that, from the first unindented line.
 
     >>> split_exercise("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION\\n\\nassert f() == 1")
     ('def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION', 'assert f() == 1')
+    >>> split_exercise("def f():\\n    ### BEGIN SOLUTION\\n    y = 1\\n    ### END SOLUTION\\n    return y\\n\\nassert f() == 1")
+    ('def f():\\n    ### BEGIN SOLUTION\\n    y = 1\\n    ### END SOLUTION\\n    return y', 'assert f() == 1')
     """
     lines = source.splitlines()
-    last = max(i for i, line in enumerate(lines) if line.strip() == st.END)
-    return "\n".join(lines[:last + 1]), "\n".join(lines[last + 1:]).strip("\n")
+    cut = max(i for i, line in enumerate(lines) if line.strip() == st.END) + 1
+    while cut < len(lines) and (not lines[cut].strip() or lines[cut][0] in " \t"):
+        cut += 1   # still inside the function or block that holds the answer
+    return "\n".join(lines[:cut]).rstrip("\n"), "\n".join(lines[cut:]).strip("\n")
 
 
 def _written_answers(source: str, in_solution: bool) -> int:
