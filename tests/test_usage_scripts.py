@@ -29,6 +29,15 @@ def test_import_lines_keep_the_environment_settings_before_the_imports(tmp_path)
                                         "from sklearn.metrics import f1_score"]
 
 
+def test_import_lines_skip_cells_that_raise_on_purpose(tmp_path):
+    check = script("colab_check")
+    path = notebook(tmp_path, "import numpy", "from keras.preprocessing.image import ImageDataGenerator")
+    cells = json.loads(path.read_text())
+    cells["cells"][1]["metadata"] = {"tags": ["raises-exception"]}
+    path.write_text(json.dumps(cells))
+    assert check.import_lines(path) == ["import numpy"]
+
+
 def test_colab_requirement_is_found_or_refused():
     check = script("colab_check")
     cell = 'subprocess.run([sys.executable, "-m", "pip", "install", "cnnbook[book] @ git+https://example.org/a/b"])'
