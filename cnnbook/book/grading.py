@@ -112,12 +112,7 @@ def make_nbgrader(nb, path: str = "<notebook>", first_exercise: int = 1):
                 answer.metadata["nbgrader"] = _nbgrader(f"{stem}-ex{state.exercise_number}-written{k + 1}",
                                                         solution=True, grade=True, locked=False, points=1)
                 cells.append(answer)
-    if state.in_solution:
-        raise ValueError(f"student: {path}: a {{solution-start}} block is never closed by {{solution-end}}")
-    source = copy.deepcopy(nb)
-    source.cells = cells
-    source.metadata.pop("widgets", None)
-    return source
+    return st.finished_copy(nb, cells, state, path)
 
 
 def exercises_only(nb):

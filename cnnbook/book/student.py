@@ -186,6 +186,17 @@ def _student_code_cell(cell, state: _State, index: int):
     return cell
 
 
+def finished_copy(nb, cells: list, state, path) -> nbformat.NotebookNode:
+    """A copy of ``nb`` holding ``cells`` and no saved widget state, once every solution block
+    that ``state`` saw opened was closed (else ``ValueError`` naming the notebook)."""
+    if state.in_solution:
+        raise ValueError(f"student: {path}: a {{solution-start}} block is never closed by {{solution-end}}")
+    out = copy.deepcopy(nb)
+    out.cells = cells
+    out.metadata.pop("widgets", None)
+    return out
+
+
 def make_student(nb, path: str = "<notebook>", first_exercise: int = 1):
     """Return the student edition of notebook ``nb`` (a new notebook; ``nb`` is unchanged).
 
@@ -217,11 +228,7 @@ def make_student(nb, path: str = "<notebook>", first_exercise: int = 1):
             new = new if new.source.strip() else None
         if new is not None:
             cells.append(new)
-    if state.in_solution:
-        raise ValueError(f"student: {path}: a {{solution-start}} block is never closed by {{solution-end}}")
-    student = copy.deepcopy(nb)
-    student.cells = cells
-    student.metadata.pop("widgets", None)
+    student = finished_copy(nb, cells, state, path)
     if any(EXERCISE_TAG in _tags(c) for c in cells):
         first_md = next((i for i, c in enumerate(cells) if c.cell_type == "markdown"), -1)
         note = nbformat.v4.new_markdown_cell(NOTE)
