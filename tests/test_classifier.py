@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cnnbook.pytorch import classifier as C
+from cnnbook.pytorch import augment as A, plots as P
+from cnnbook.pytorch.classifier import data as CD
 from cnnbook.pytorch.data import CLASSES
 
 
@@ -26,7 +28,7 @@ def shift_flip_loop(image, dy, dx, flip, max_shift, fill):
        max_shift=st.integers(0, 3), seed=st.integers(0, 2**16))
 def test_random_shift_flip_matches_the_loop_definition(n, c, h, w, max_shift, seed):
     x = torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(seed))
-    got = C.random_shift_flip(x, max_shift, 0.5, fill=-7.0, generator=torch.Generator().manual_seed(seed))
+    got = A.random_shift_flip(x, max_shift, 0.5, fill=-7.0, generator=torch.Generator().manual_seed(seed))
     # replay the same random draws, in the same order as the function makes them
     g = torch.Generator().manual_seed(seed)
     flip = torch.rand(n, generator=g) < 0.5
@@ -44,30 +46,30 @@ def test_random_shift_flip_matches_the_loop_definition(n, c, h, w, max_shift, se
 def test_random_shift_flip_golden_case():
     x = torch.arange(9.0).reshape(1, 1, 3, 3)
     # no shift, always mirrored: the columns reversed
-    assert torch.equal(C.random_shift_flip(x, 0, 1.0), x.flip(-1))
+    assert torch.equal(A.random_shift_flip(x, 0, 1.0), x.flip(-1))
     # never mirrored, no shift: unchanged
-    assert torch.equal(C.random_shift_flip(x, 0, 0.0), x)
+    assert torch.equal(A.random_shift_flip(x, 0, 0.0), x)
     # a shift keeps the multiset of interior values and fills the rest with `fill`
-    out = C.random_shift_flip(x, 1, 0.0, fill=-1.0, generator=torch.Generator().manual_seed(0))
+    out = A.random_shift_flip(x, 1, 0.0, fill=-1.0, generator=torch.Generator().manual_seed(0))
     kept = out[out != -1.0]
     assert set(kept.tolist()) <= set(x.flatten().tolist())
 
 
 def test_random_shift_flip_rejects_bad_input():
     with pytest.raises(ValueError, match=r"random_shift_flip: x must be a batch \(N, C, H, W\), got shape \(28, 28\)"):
-        C.random_shift_flip(torch.zeros(28, 28))
+        A.random_shift_flip(torch.zeros(28, 28))
     with pytest.raises(ValueError, match="random_shift_flip: max_shift must be an int >= 0, got -1"):
-        C.random_shift_flip(torch.zeros(1, 1, 4, 4), max_shift=-1)
+        A.random_shift_flip(torch.zeros(1, 1, 4, 4), max_shift=-1)
 
 
 def test_class_subset_relabels_in_the_given_order():
     labels = torch.tensor([0, 2, 4, 6, 1, 6, 0])
     images = torch.arange(7.0)
-    x, y = C._class_subset(images, labels, ("Shirt", "T-shirt/top"))   # Shirt is 6, T-shirt/top is 0
+    x, y = CD._class_subset(images, labels, ("Shirt", "T-shirt/top"))   # Shirt is 6, T-shirt/top is 0
     assert x.tolist() == [0.0, 3.0, 5.0, 6.0]
     assert y.tolist() == [1, 0, 0, 1]
     with pytest.raises(ValueError, match="prepare_data: unknown classes \\['Sock'\\]"):
-        C._class_subset(images, labels, ("Sock",))
+        CD._class_subset(images, labels, ("Sock",))
 
 
 # ---------------------------------------------------------------- models
@@ -202,7 +204,7 @@ def test_score_classifier_reports_single_view_and_tta():
     torch.testing.assert_close(s.probs.sum(1), torch.ones(16))
     assert s.accuracy == (s.probs.argmax(1) == data.y_test).float().mean().item()
     assert s.accuracy > 0.9                                  # three easy patterns
-    views = C.tta_views(data.x_test, True, run.config.tta_shift, data.fill)
+    views = A.tta_views(data.x_test, True, run.config.tta_shift, data.fill)
     want = torch.stack([C.predict_proba(run.model, v) for v in views]).mean(0)
     torch.testing.assert_close(s.probs_tta, want)
     with pytest.raises(ValueError, match="score_classifier: got 16 images but 3 labels"):
@@ -249,24 +251,24 @@ def test_predict_proba_with_tta_averages_image_and_mirror():
 
 def test_shift_image_golden_case():
     x = torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
-    assert C.shift_image(x, 1, 0, fill=0.0)[0, 0].tolist() == [[0, 0, 0], [1, 2, 3], [4, 5, 6]]
-    assert C.shift_image(x, 0, -1, fill=-1.0)[0, 0].tolist() == [[2, 3, -1], [5, 6, -1], [8, 9, -1]]
-    assert C.shift_image(x, 0, 0) is x
+    assert A.shift_image(x, 1, 0, fill=0.0)[0, 0].tolist() == [[0, 0, 0], [1, 2, 3], [4, 5, 6]]
+    assert A.shift_image(x, 0, -1, fill=-1.0)[0, 0].tolist() == [[2, 3, -1], [5, 6, -1], [8, 9, -1]]
+    assert A.shift_image(x, 0, 0) is x
 
 
 def test_tta_views_are_shifts_and_mirrors():
     x = torch.randn(2, 1, 5, 5)
-    views = C.tta_views(x, flip=True, shift=1, fill=-2.0)
+    views = A.tta_views(x, flip=True, shift=1, fill=-2.0)
     assert len(views) == 10 and torch.equal(views[0], x) and torch.equal(views[1], x.flip(3))
-    assert torch.equal(views[2], C.shift_image(x, 1, 0, -2.0))
-    assert len(C.tta_views(x, flip=True, shift=0)) == 2 and len(C.tta_views(x, flip=False, shift=2)) == 5
+    assert torch.equal(views[2], A.shift_image(x, 1, 0, -2.0))
+    assert len(A.tta_views(x, flip=True, shift=0)) == 2 and len(A.tta_views(x, flip=False, shift=2)) == 5
 
 
 def test_predict_proba_with_shifts_averages_ten_views():
     torch.manual_seed(0)
     model = C.FashionCNN((4,), hidden=8).eval()
     x = torch.randn(3, 1, 28, 28)
-    want = torch.stack([model(v).softmax(1) for v in C.tta_views(x, True, 1, fill=-0.8)]).mean(0)
+    want = torch.stack([model(v).softmax(1) for v in A.tta_views(x, True, 1, fill=-0.8)]).mean(0)
     got = C.predict_proba(model, x, tta=True, tta_shift=1, fill=-0.8)
     torch.testing.assert_close(got, want.detach())
 
@@ -298,12 +300,12 @@ def test_show_predictions_titles_carry_both_probabilities():
     import matplotlib
     matplotlib.use("Agg")
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
-    fig = C.show_predictions(torch.rand(2, 1, 8, 8), [0, 1], probs, ["a", "b", "c"], title="t")
+    fig = P.show_predictions(torch.rand(2, 1, 8, 8), [0, 1], probs, ["a", "b", "c"], title="t")
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["a 0.70\ntrue: a 0.70", "c 0.60\ntrue: b 0.30"]
     assert fig.axes[1].title.get_color() == "red"
     with pytest.raises(ValueError, match="show_predictions: got 2 images, 1 labels"):
-        C.show_predictions(torch.rand(2, 1, 8, 8), [0], probs, ["a", "b", "c"])
+        P.show_predictions(torch.rand(2, 1, 8, 8), [0], probs, ["a", "b", "c"])
 
 
 def test_benchmark_records_single_view_and_tta_per_seed():

@@ -43,10 +43,11 @@ share (:class:`Feedback`, safe calls, comparisons) in ``_core``, the time limit 
 from cnnbook.book.exercises._core import Feedback
 from cnnbook.book.exercises.ch1 import *  # noqa: F401,F403
 from cnnbook.book.exercises.ch2 import *  # noqa: F401,F403
+from cnnbook.book.exercises.ch2_backward import *  # noqa: F401,F403
 from cnnbook.book.exercises.ch3 import *  # noqa: F401,F403
 from cnnbook.book.exercises.ch4 import *  # noqa: F401,F403
 from cnnbook.book.exercises.ch5 import *  # noqa: F401,F403
 from cnnbook.book.exercises.ch6 import *  # noqa: F401,F403
-from cnnbook.book.exercises import ch1, ch2, ch3, ch4, ch5, ch6
+from cnnbook.book.exercises import ch1, ch2, ch2_backward, ch3, ch4, ch5, ch6
 
-__all__ = ["Feedback"] + ch1.__all__ + ch2.__all__ + ch3.__all__ + ch4.__all__ + ch5.__all__ + ch6.__all__
+__all__ = ["Feedback"] + ch1.__all__ + ch2.__all__ + ch2_backward.__all__ + ch3.__all__ + ch4.__all__ + ch5.__all__ + ch6.__all__
