@@ -200,7 +200,7 @@ class ConvArithmetic(Explorer):
         labels = [p.label() for p in self.presets]
         controls = [widgets.Dropdown(options=labels, description="setting",
                                      layout=widgets.Layout(width="420px")),
-                    widgets.IntSlider(value=0, min=0, max=self.STEPS - 1, description="step")]
+                    widgets.IntSlider(value=0, min=0, max=self.STEPS - 1, description="position")]
         first = self.presets[0]
         live = {name: widgets.IntSlider(value=getattr(first, name), min=lo, max=hi, description=name,
                                         style={"description_width": "initial"},
@@ -230,7 +230,7 @@ class ConvArithmetic(Explorer):
                 control.value = getattr(values[0], name)
 
     def refresh(self):
-        """Live: any setting; the step slider and the current Stack cover all its output positions."""
+        """Live: any setting; the position slider and the current Stack cover all its output positions."""
         setting, (preset, step) = self.live_setting(), self.key()
         images = self._live_images.setdefault(preset, [self.images[(preset, s)] for s in range(self.STEPS)])
         if setting.output_size < 1:
@@ -286,7 +286,7 @@ def _draw_conv(frame: ConvFrame, cell=22):
     out = _output_grid(done, (i, j), cell)
     formula = [f"H_out = ⌊(H + 2·padding − dilation·(K−1) − 1) / stride⌋ + 1 "
                f"= ⌊({s.input_size} + 2·{p} − {s.dilation}·({s.kernel_size}−1) − 1) / {s.stride}⌋ + 1 = {n}",
-               f"step {frame.step + 1} of {n * n}: output[{i}, {j}] = Σ (blue cells × kernel) = {frame.output[i, j]:g}"]
+               f"position {frame.step} (of 0–{n * n - 1}, row by row): output[{i}, {j}] = Σ (blue cells × kernel) = {frame.output[i, j]:g}"]
     return _row([inp, _number_grid(frame.kernel, f"kernel {s.kernel_size}×{s.kernel_size}", cell=cell), out],
                 footer=formula)
 
@@ -316,13 +316,13 @@ def conv_arithmetic(presets=CONV_PRESETS) -> ConvArithmetic:
     ----------
     presets : sequence of ConvSetting, default :data:`CONV_PRESETS`
         The settings precomputed for the HTML book. Each should give a 3x3 output, so that
-        the step slider's nine positions walk over every output position.
+        the position slider's nine values walk over every output position.
 
     Returns
     -------
     ConvArithmetic
         Preset controls: setting, step (``9 * len(presets)`` pictures). Live controls:
-        input_size, kernel_size, padding, stride, dilation (the step slider then covers all
+        input_size, kernel_size, padding, stride, dilation (the position slider then covers all
         ``H_out**2`` positions).
     """
     presets = tuple(presets)
