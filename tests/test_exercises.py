@@ -310,13 +310,35 @@ def test_accuracy():
     assert_fails_with(ex.check_accuracy(lambda z, y: np.mean(z.argmax(1) != y)), "that is the error rate")
 
 
-def test_normalize():
-    assert_passes(ex.check_normalize(lambda a, b: ((a - a.mean()) / a.std(), (b - a.mean()) / a.std())))
-    assert_fails_with(ex.check_normalize(lambda a, b: ((a - a.mean()) / a.std(), (b - b.mean()) / b.std())),
-                      "normalized test set differs", "the test set must use the training mean and std")
-    assert_fails_with(ex.check_normalize(lambda a, b: ((a - a.min()) / np.ptp(a), b)), "that is min-max scaling")
-    assert_fails_with(ex.check_normalize(lambda a, b: (a - a.mean(), b - a.mean())), "did not divide by the standard")
-    assert_fails_with(ex.check_normalize(lambda a, b: a), "expected a tuple (train_norm, test_norm)")
+def test_kaiming_std():
+    import math
+    assert_passes(ex.check_kaiming_std(lambda s: math.sqrt(2 / math.prod(s[1:]))))
+    assert_passes(ex.check_kaiming_std(lambda s: torch.tensor(2 / math.prod(s[1:])).sqrt()))
+    assert_fails_with(ex.check_kaiming_std(lambda s: math.sqrt(2 / (s[0] * math.prod(s[2:])))), "uses fan_out")
+    assert_fails_with(ex.check_kaiming_std(lambda s: math.sqrt(2 / s[1])), "not only the input channels")
+    assert_fails_with(ex.check_kaiming_std(lambda s: math.sqrt(1 / math.prod(s[1:]))), "hence the 2")
+    assert_fails_with(ex.check_kaiming_std(lambda s: 2 / math.prod(s[1:])), "that is the variance")
+    fan = lambda s: (math.prod(s[1:]), s[0] * math.prod(s[2:]))
+    assert_fails_with(ex.check_kaiming_std(lambda s: math.sqrt(2 / sum(fan(s)))), "Xavier's rule")
+
+
+def test_kaiming_normal():
+    import math
+    std = lambda s: math.sqrt(2 / math.prod(s[1:]))
+    gen = torch.Generator().manual_seed(0)
+    assert_passes(ex.check_kaiming_normal(lambda s: torch.randn(s, generator=gen) * std(s)))
+    assert_passes(ex.check_kaiming_normal(lambda s: torch.nn.init.kaiming_normal_(torch.empty(s), generator=gen)))
+    rng = np.random.default_rng(0)
+    assert_passes(ex.check_kaiming_normal(lambda s: rng.normal(0, std(s), size=s).astype(np.float32)))
+    assert_fails_with(ex.check_kaiming_normal(lambda s: torch.randn(s, generator=gen) * std(s) * 1.2),
+                      "standard deviation is", "ratio 1.2")
+    bound = lambda s: math.sqrt(3) * std(s)  # a uniform draw with the right standard deviation
+    assert_fails_with(ex.check_kaiming_normal(lambda s: (2 * torch.rand(s, generator=gen) - 1) * bound(s)),
+                      "look uniformly distributed")
+    assert_fails_with(ex.check_kaiming_normal(lambda s: torch.randn(s, generator=gen) * std(s) + std(s)),
+                      "the weights' mean is")
+    assert_fails_with(ex.check_kaiming_normal(lambda s: torch.randn(s[:2], generator=gen)), "expected shape")
+    assert_fails_with(ex.check_kaiming_normal(lambda s: std(s)), "expected a tensor of shape")
 
 
 def confusion_loops(y_true, y_pred, k):

@@ -5,38 +5,92 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbook.book.exercises._core import Feedback, _a, _call, _compare, _limited, _rng, _run, _Stop, _torch_call, _with_hint
+from cnnbook.book.exercises._core import (Feedback, _a, _call, _compare, _limited, _rng, _run, _Stop,
+                                          _torch_call, _with_hint)
 
-__all__ = ['check_normalize', 'check_confusion_matrix', 'check_precision_recall', 'check_classifier']
+__all__ = ['check_kaiming_std', 'check_kaiming_normal', 'check_confusion_matrix', 'check_precision_recall', 'check_classifier']
 
-def check_normalize(fn: Callable) -> Feedback:
-    """Check ``fn(train, test) -> (train_norm, test_norm)``: standardize with the training statistics.
+def _kaiming_std(shape) -> float:
+    """The reference: the standard deviation of ``torch.nn.init.kaiming_normal_(w, nonlinearity="relu")``."""
+    import math
 
-    Subtract the mean and divide by the standard deviation of the *training* images (one
-    number each, over every pixel) from both sets. Using the test set's own statistics
-    leaks information from it.
+    import torch
+    from torch import nn
+
+    return math.sqrt(2.0 / nn.init._calculate_correct_fan(torch.empty(shape), "fan_in"))
+
+
+def check_kaiming_std(fn: Callable) -> Feedback:
+    """Check ``fn(shape) -> float``: Kaiming (He) initialization's standard deviation for a weight shape.
+
+    For a ``Conv2d`` weight ``(C_out, C_in, KH, KW)`` or a ``Linear`` weight ``(out, in)`` followed
+    by a ReLU, the standard deviation is ``sqrt(2 / fan_in)``, where ``fan_in`` is the number of
+    inputs of one output unit: ``C_in * KH * KW`` (``in`` for a linear layer). The reference is
+    the standard deviation of ``torch.nn.init.kaiming_normal_(w, nonlinearity="relu")``.
     """
-    rng = _rng(10)
-    cases = [dict(train=rng.uniform(size=(20, 1, 4, 4)), test=rng.uniform(0.2, 1.4, size=(6, 1, 4, 4))),
-             dict(train=rng.normal(3.0, 2.0, size=(30, 1, 3, 3)), test=rng.normal(1.0, 0.5, size=(5, 1, 3, 3)))]
+    import math
+
+    cases = [dict(shape=s) for s in [(16, 1, 3, 3), (32, 16, 5, 5), (8, 4, 1, 1), (10, 128)]]
 
     def one(c):
-        tr, te = c["train"], c["test"]
-        result = _call(fn, tr.copy(), te.copy())
-        if not isinstance(result, tuple) or len(result) != 2:
-            return f"returned {type(result).__name__}, expected a tuple (train_norm, test_norm)"
-        mean, std = tr.mean(), tr.std()
-        train_expected, test_expected = (tr - mean) / std, (te - mean) / std
-        problem = _compare(result[0], train_expected, what="normalized training set")
-        if problem:
-            hints = [((tr - tr.min()) / (tr.max() - tr.min()), "that is min-max scaling: subtract the mean, divide by the std"),
-                     (tr - mean, "you subtracted the mean but did not divide by the standard deviation")]
-            return _with_hint(problem, result[0], train_expected, hints)
-        hints = [((te - te.mean()) / te.std(), "the test set must use the training mean and std, not its own "
-                                               "(its own statistics leak information from the test set)")]
-        return _with_hint(_compare(result[1], test_expected, what="normalized test set"), result[1], test_expected, hints)
+        shape = c["shape"]
+        got, expected = _call(fn, shape), _kaiming_std(shape)
+        fan_in, fan_out = math.prod(shape[1:]), shape[0] * math.prod(shape[2:])
+        hints = [(math.sqrt(2.0 / fan_out), "that uses fan_out (the outputs); Kaiming's rule for the forward "
+                                            "pass uses fan_in, the inputs of one output unit: C_in * KH * KW"),
+                 (math.sqrt(2.0 / shape[1]), "fan_in counts every input of one output unit, C_in * KH * KW, "
+                                             "not only the input channels"),
+                 (math.sqrt(1.0 / fan_in), "that is sqrt(1 / fan_in), the rule for a linear unit; a ReLU zeroes "
+                                           "half of its inputs, hence the 2 in sqrt(2 / fan_in)"),
+                 (2.0 / fan_in, "that is the variance, 2 / fan_in; return its square root"),
+                 (math.sqrt(2.0 / (fan_in + fan_out)), "that is Xavier's rule, sqrt(2 / (fan_in + fan_out))")]
+        return _with_hint(_compare(got, expected, what="standard deviation"), got, expected, hints)
 
-    return _run("check_normalize", "standardization with the training mean and std", cases, one)
+    return _run("check_kaiming_std", "the std of torch.nn.init.kaiming_normal_(w, nonlinearity='relu')", cases, one)
+
+
+def check_kaiming_normal(fn: Callable) -> Feedback:
+    """Check ``fn(shape) -> tensor``: a weight of ``shape`` drawn from ``N(0, kaiming_std(shape)^2)``.
+
+    The draw is random, so the checker measures it: the shape, the mean (close to 0), the standard
+    deviation (within 5% of ``sqrt(2 / fan_in)``; the shapes are large enough for that) and the
+    kurtosis, which tells a normal distribution (3) from a uniform one (1.8).
+    """
+    import math
+
+    import torch
+
+    cases = [dict(shape=s) for s in [(64, 32, 3, 3), (64, 64, 5, 5), (256, 1024)]]
+
+    def one(c):
+        shape = c["shape"]
+        got = _call(fn, shape)
+        if got is None:
+            return "returned None: did you forget `return`?"
+        if isinstance(got, tuple):
+            return f"returned a tuple of {len(got)} items, expected one tensor of shape {shape}"
+        if not isinstance(got, (torch.Tensor, np.ndarray)):
+            return f"returned {_a(got)}, expected a tensor of shape {shape}"
+        w = torch.as_tensor(got).detach().double()
+        if tuple(w.shape) != shape:
+            return f"returned an array of shape {tuple(w.shape)}, expected shape {shape}"
+        if not torch.isfinite(w).all():
+            return "the weights contain NaN or infinity"
+        expected = _kaiming_std(shape)
+        w = w.flatten()
+        mean, std = w.mean().item(), w.std().item()
+        if abs(std / expected - 1) > 0.05:
+            return (f"the weights' standard deviation is {std:.4g}, expected about {expected:.4g} "
+                    f"(ratio {std / expected:.3g}): compute it from fan_in, as in kaiming_std")
+        if abs(mean) > 5 * expected / math.sqrt(w.numel()):
+            return f"the weights' mean is {mean:.3g}, expected about 0: draw from a distribution centred at 0"
+        kurtosis = (((w - mean) / std) ** 4).mean().item()
+        if kurtosis < 2.5:
+            return (f"the weights look uniformly distributed (kurtosis {kurtosis:.2f}; a normal distribution "
+                    "has 3): draw from a normal distribution, e.g. torch.randn(shape) * std")
+        return None
+
+    return _run("check_kaiming_normal", "N(0, 2 / fan_in), as torch.nn.init.kaiming_normal_", cases, one)
 
 
 def _metric_cases(seed):
