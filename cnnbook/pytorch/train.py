@@ -25,7 +25,7 @@ from torch import nn
 
 from cnnbook.pytorch.callbacks import Callback, FitState
 from cnnbook.pytorch.history import History, Tracker, _fmt, metric_fns
-from cnnbook.pytorch.utils import eval_mode, pick_device, seed_everything
+from cnnbook.pytorch.utils import check_module, eval_mode, pick_device, seed_everything
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -149,7 +149,7 @@ def evaluate(model: nn.Module, loader, loss_fn: Callable | None = None, metrics=
     >>> sorted(evaluate(net, [(x, y)], torch.nn.CrossEntropyLoss()))
     ['accuracy', 'loss']
     """
-    _check_module(model, "evaluate")
+    check_module(model, "evaluate")
     amp_dtype = _as_dtype(amp_dtype, "evaluate")
     tracker = Tracker(metric_fns(metrics, "evaluate"))
     for out, y in _eval_outputs(model, loader, device, amp_dtype, channels_last):
@@ -203,7 +203,7 @@ def predict(model: nn.Module, inputs, batch_size: int = 1000, device=None, amp_d
     >>> probs.shape, bool(torch.allclose(probs.sum(1), torch.ones(5)))
     (torch.Size([5, 4]), True)
     """
-    _check_module(model, "predict")
+    check_module(model, "predict")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
     if views is not None and not callable(views):
@@ -229,13 +229,8 @@ def predict(model: nn.Module, inputs, batch_size: int = 1000, device=None, amp_d
 
 # ============================================================================ fit
 
-def _check_module(model, func: str) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{func}: model must be a torch.nn.Module, got {type(model).__name__}")
-
-
 def _check_fit_args(model, optimizer, loss_fn, epochs, scheduler_step, callbacks):
-    _check_module(model, "fit")
+    check_module(model, "fit")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"fit: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}; "
                         "e.g. torch.optim.SGD(model.parameters(), lr=0.1)")

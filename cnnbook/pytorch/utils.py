@@ -1,6 +1,7 @@
 """Small helpers every chapter uses: seeding, choosing a device, eval mode for a block, text tables.
 
 - :func:`seed_everything`, :func:`pick_device`;
+- :func:`check_module`: the type check of every ``model`` argument in the package;
 - :func:`eval_mode`: a ``with`` block in which a model is in eval mode, restored afterwards
   (every prediction, evaluation, summary and explanation in the package goes through it);
 - :func:`format_table` and :class:`Table`: the one plain-text table printer of the package.
@@ -60,6 +61,22 @@ def pick_device(prefer: str | None = None):
         if available[name]:
             return torch.device(name)
     return torch.device("cpu")
+
+
+def check_module(model, func: str) -> None:
+    """Raise a ``TypeError`` naming ``func`` unless ``model`` is a ``torch.nn.Module``.
+
+    Examples
+    --------
+    >>> check_module("LeNet", "fit")
+    Traceback (most recent call last):
+    ...
+    TypeError: fit: model must be a torch.nn.Module, got str
+    """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{func}: model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 @contextlib.contextmanager
