@@ -14,12 +14,25 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
+from cnnbook.book.glue import glue
+from cnnbook.pytorch import experiments as X
+from cnnbook.pytorch import twins as TW
+from cnnbook.pytorch.history import History
 from cnnbook.scratch import functional as F, gradcheck as G, lenet as L, nn as snn
 
 NAN, INF = float("nan"), float("inf")
 X28 = np.zeros((2, 1, 28, 28), np.float32)
 LABELS2 = np.array([0, 1])
 SCRATCH_LENET = L.lenet(generator=np.random.default_rng(0))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread is faster, and steady when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 # ---------------------------------------------------------------------------------------
 # kinds of bad values
@@ -56,6 +69,37 @@ def train(**kwargs):
     args.update(kwargs)
     return L.train_scratch(args.pop("model"), args.pop("images"), args.pop("labels"), **args)
 
+
+IMGS, TARGETS = torch.zeros(4, 1, 6, 6), torch.tensor([0, 1, 2, 0])
+TINY_CNN = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(72, 3))
+SGD = lambda params: torch.optim.SGD(params, lr=0.1)  # noqa: E731
+NOT_TENSOR = st.one_of(st.none(), st.integers(), st.text(max_size=2), st.just(np.zeros((4, 1, 6, 6))))
+
+
+def setting(**kwargs):
+    return X.Setting(**{"make_model": lambda: TINY_CNN, "make_optimizer": SGD, "epochs": 1, **kwargs})
+
+
+def run(settings="default", x=IMGS, y=TARGETS, val=(IMGS, TARGETS), seeds=(0,)):
+    """run_settings with a one-epoch setting; every bad argument is refused before training."""
+    settings = {"a": setting()} if isinstance(settings, str) and settings == "default" else settings
+    return X.run_settings(settings, x, y, val, seeds=seeds, progress=False)
+
+
+def history(**values):
+    h = History()
+    for epoch, logs in enumerate(zip(*values.values()), start=1):
+        h.append(epoch, dict(zip(values, logs)))
+    return h
+
+
+RUNS = [(None, history(loss=[1.0, 0.5])), (None, {"loss": [0.9, 0.4]})]      # a History or a plain dict
+NOT_RUNS = st.one_of(st.just([]), st.just({"a": RUNS}), st.none(), st.integers(), st.text(max_size=2),
+                     st.just([history(loss=[1.0])]), st.just([(None, history(loss=[1.0]), 3)]),
+                     st.just([(None, 1.5)]))
+NOT_VALUES = st.one_of(st.none(), st.floats(), st.text(max_size=3), st.lists(st.floats(allow_nan=False), max_size=1),
+                       st.lists(st.floats(), min_size=2, max_size=4).filter(lambda v: not np.isfinite(v).all()),
+                       st.just([[0.1, 0.2], [0.3, 0.4]]), st.just(["a", "b"]))
 
 # (function named in the message, argument named in it, the call, bad values)
 CASES = [
@@ -110,6 +154,57 @@ CASES = [
      st.one_of(st.text(max_size=3), st.integers(), st.just(torch.optim.SGD([torch.zeros(1, requires_grad=True)], 0.1)))),
     ("train_scratch", "generator", lambda v: train(generator=v), NOT_GENERATOR),
     ("train_scratch", "blas_threads", lambda v: train(blas_threads=v), BAD_POSITIVE_INT.filter(lambda v: v is not None)),
+    # cnnbook.pytorch.twins
+    ("lenet_torch", "num_classes", lambda v: TW.lenet_torch(num_classes=v), BAD_POSITIVE_INT),
+    ("lenet_torch", "batch_norm", lambda v: TW.lenet_torch(batch_norm=v), BAD_BOOL),
+    ("torch_state_dict", "model", TW.torch_state_dict, NOT_SCRATCH_MODULE),
+    ("compare_with_torch", "model", lambda v: TW.compare_with_torch(v, TW.lenet_torch(), X28), NOT_SCRATCH_MODULE),
+    ("compare_with_torch", "torch_model", lambda v: TW.compare_with_torch(SCRATCH_LENET, v, X28),
+     st.one_of(st.none(), st.text(max_size=2), st.just(SCRATCH_LENET))),
+    ("compare_with_torch", "torch_model", lambda v: TW.compare_with_torch(SCRATCH_LENET, v, X28),
+     st.builds(TW.lenet_torch, st.integers(1, 9), st.booleans()) | st.builds(TW.lenet_torch, st.just(10), st.just(False))),
+    ("compare_with_torch", "images", lambda v: TW.compare_with_torch(SCRATCH_LENET, TW.lenet_torch(), v),
+     NOT_FLOAT_ARRAYS | NOT_4D | st.just(X28[:0])),
+    ("compare_with_torch", "batch_size", lambda v: TW.compare_with_torch(SCRATCH_LENET, TW.lenet_torch(), X28,
+                                                                         batch_size=v), BAD_POSITIVE_INT),
+    # cnnbook.pytorch.experiments
+    ("Setting", "make_model", lambda v: setting(make_model=v), NOT_CALLABLE | st.just(TINY_CNN)),
+    ("Setting", "make_optimizer", lambda v: setting(make_optimizer=v),
+     NOT_CALLABLE | st.just(torch.optim.SGD(TINY_CNN.parameters(), lr=0.1))),
+    ("Setting", "epochs", lambda v: setting(epochs=v), BAD_POSITIVE_INT),
+    ("Setting", "batch_size", lambda v: setting(batch_size=v), BAD_POSITIVE_INT),
+    ("Setting", "scheduler_step", lambda v: setting(scheduler_step=v), st.text(max_size=6).filter(
+        lambda v: v not in ("epoch", "batch")) | st.none()),
+    ("Setting", "callbacks", lambda v: setting(callbacks=v), st.just([]) | st.integers() | st.text(min_size=1)),
+    ("Setting", "transform", lambda v: setting(transform=v), st.integers() | st.text(min_size=1)),
+    ("run_settings", "settings", lambda v: run(settings=v),
+     st.one_of(st.just({}), st.just([setting()]), st.none(), st.dictionaries(st.text(max_size=2), st.integers(),
+                                                                            min_size=1, max_size=2))),
+    ("run_settings", "x", lambda v: run(x=v), NOT_TENSOR | st.just(IMGS[:0]) | st.just(IMGS[0])),
+    ("run_settings", "val", lambda v: run(val=v),
+     st.one_of(st.just(IMGS), st.none(), st.just((IMGS,)), st.just((IMGS, TARGETS[:2])), st.just((IMGS[:0], TARGETS[:0])),
+               st.tuples(NOT_TENSOR, st.just(TARGETS)))),
+    ("run_settings", "seeds", lambda v: run(seeds=v),
+     st.one_of(st.integers(), st.text(max_size=3), st.just(()), st.lists(st.floats() | st.text(max_size=1),
+                                                                        min_size=1, max_size=3), st.none())),
+    ("final", "runs", lambda v: X.final(v, "loss"), NOT_RUNS),
+    ("final", "key", lambda v: X.final(RUNS, v), st.text(max_size=5).filter(lambda k: k != "loss") | st.integers()),
+    ("curves", "runs", lambda v: X.curves(v, "loss"), NOT_RUNS),
+    ("curves", "key", lambda v: X.curves(RUNS, v), st.text(max_size=5).filter(lambda k: k != "loss")),
+    ("mean_std", "values", X.mean_std, NOT_VALUES),
+    ("effect", "values", lambda v: X.effect(v, [0.5, 0.6]), NOT_VALUES),
+    ("effect", "baseline", lambda v: X.effect([0.5, 0.6], v), NOT_VALUES),
+    ("predict_tta", "model", lambda v: X.predict_tta(v, IMGS), NOT_CALLABLE | st.just(SCRATCH_LENET)),
+    ("predict_tta", "x", lambda v: X.predict_tta(TINY_CNN, v), NOT_TENSOR | st.just(IMGS[0])),
+    ("predict_tta", "shifts", lambda v: X.predict_tta(TINY_CNN, IMGS, shifts=v),
+     st.one_of(st.just(()), st.tuples(st.integers(), st.integers()), st.lists(st.tuples(st.floats(), st.integers()),
+                                                                             min_size=1, max_size=2),
+               st.lists(st.tuples(st.integers(-2, 2)), min_size=1, max_size=2), st.none(), st.text(max_size=2))),
+    ("predict_tta", "fill", lambda v: X.predict_tta(TINY_CNN, IMGS, fill=v), st.text(max_size=2) | st.none()),
+    ("predict_tta", "hflip", lambda v: X.predict_tta(TINY_CNN, IMGS, hflip=v), BAD_BOOL),
+    # cnnbook.book.glue
+    ("glue", "name", lambda v: glue(v, 1, display=False), st.one_of(st.just(""), st.integers(), st.none())),
+    ("glue", "display", lambda v: glue("answer", 1, display=v), BAD_BOOL),
 ]
 
 
@@ -203,3 +298,52 @@ def test_scratch_lenet_predict_equals_its_torch_twin_empty_batches_included(n, b
     if n:
         check = twins.compare_with_torch(model, theirs, x, batch_size=batch_size)
         assert check["same_predictions"] and check["n"] == n and check["max_logit_difference"] < 1e-9
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=8),
+       baseline=st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=8))
+def test_mean_std_and_effect_are_the_sample_statistics(values, baseline):
+    mean, std = X.mean_std(values)
+    assert mean == pytest.approx(statistics.fmean(values), rel=1e-9, abs=1e-6)
+    assert std == pytest.approx(statistics.stdev(values), rel=1e-7, abs=1e-6)
+    e = X.effect(values, baseline)
+    spread = max(statistics.stdev(values), statistics.stdev(baseline))
+    assert e["diff"] == pytest.approx(statistics.fmean(values) - statistics.fmean(baseline), rel=1e-9, abs=1e-6)
+    assert e["spread"] == pytest.approx(spread, rel=1e-7, abs=1e-6)
+    if abs(abs(e["diff"]) - 2 * spread) > 1e-6 * (1 + spread):        # away from the boundary
+        assert e["clear"] == (abs(e["diff"]) > 2 * spread)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), n_runs=st.integers(1, 4), epochs=st.integers(1, 5))
+def test_final_and_curves_read_every_run(data, n_runs, epochs):
+    rows = [data.draw(st.lists(st.floats(allow_nan=False), min_size=epochs, max_size=epochs)) for _ in range(n_runs)]
+    runs = [(None, history(val_loss=row) if i % 2 else {"val_loss": row}) for i, row in enumerate(rows)]
+    assert X.final(runs, "val_loss") == [row[-1] for row in rows]
+    np.testing.assert_array_equal(X.curves(runs, "val_loss"), np.array(rows))
+
+
+def shifted(x, dy, dx, fill):
+    """The reference shift: torch.roll, then ``fill`` where the roll wrapped around."""
+    h, w = x.shape[-2:]
+    rows, cols = torch.arange(h) - dy, torch.arange(w) - dx
+    inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None]
+    return torch.where(inside, torch.roll(x, (dy, dx), dims=(2, 3)), torch.tensor(fill))
+
+
+@settings(max_examples=20, deadline=None)
+@given(shifts=st.lists(st.tuples(st.integers(-7, 7), st.integers(-7, 7)), min_size=1, max_size=4),
+       hflip=st.booleans(), fill=st.floats(-3, 3), n=st.integers(1, 4), seed=st.integers(0, 99))
+def test_predict_tta_averages_the_softmax_of_every_view(shifts, hflip, fill, n, seed):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Dropout(0.5), torch.nn.Flatten(),
+                                torch.nn.Linear(72, 3)).train()
+    x = torch.randn(n, 1, 6, 6)
+    views = [shifted(x, dy, dx, fill) for dy, dx in shifts]
+    views += [v.flip(-1) for v in views] if hflip else []
+    with torch.no_grad():
+        expected = torch.stack([model.eval()(v).softmax(1) for v in views]).mean(0)
+    model.train()
+    torch.testing.assert_close(X.predict_tta(model, x, shifts=shifts, fill=fill, hflip=hflip), expected)
+    assert model.training
