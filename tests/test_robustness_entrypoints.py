@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
+from cnnbook.book import widgets as W
 from cnnbook.book.glue import glue
 from cnnbook.pytorch import experiments as X
 from cnnbook.pytorch import twins as TW
@@ -100,6 +101,23 @@ NOT_RUNS = st.one_of(st.just([]), st.just({"a": RUNS}), st.none(), st.integers()
 NOT_VALUES = st.one_of(st.none(), st.floats(), st.text(max_size=3), st.lists(st.floats(allow_nan=False), max_size=1),
                        st.lists(st.floats(), min_size=2, max_size=4).filter(lambda v: not np.isfinite(v).all()),
                        st.just([[0.1, 0.2], [0.3, 0.4]]), st.just(["a", "b"]))
+
+EYE8 = np.eye(8)
+CONV_NET = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU())
+BAD_IMAGES = st.one_of(st.just({"a": "abc"}), st.just({"a": np.zeros((0, 0))}), st.just({"a": np.zeros((3, 4, 4))}),
+                       st.just({"a": np.full((4, 4), np.nan)}), st.just([EYE8]), st.just({}))
+BAD_OPTIONS = st.one_of(st.just(()), st.none(), st.integers(), st.text(max_size=3), st.just((0.1, 0.1)),
+                        st.just((float("nan"),)), st.just(("a",)), st.just((float("inf"),)))
+CONV_FIELDS = {"input_size": 1, "kernel_size": 1, "padding": 0, "stride": 1, "dilation": 1}
+
+
+def conv_setting(**kwargs):
+    return W.ConvSetting(**{"input_size": 5, "kernel_size": 3, **kwargs})
+
+
+def small_explorer():
+    return W.kernel_explorer({"a": EYE8}, {"identity": W.CLASSIC_KERNELS["identity"]})
+
 
 # (function named in the message, argument named in it, the call, bad values)
 CASES = [
@@ -205,6 +223,69 @@ CASES = [
     # cnnbook.book.glue
     ("glue", "name", lambda v: glue(v, 1, display=False), st.one_of(st.just(""), st.integers(), st.none())),
     ("glue", "display", lambda v: glue("answer", 1, display=v), BAD_BOOL),
+    # cnnbook.book.widgets
+    ("kernel_explorer", "images", W.kernel_explorer, BAD_IMAGES),
+    ("kernel_explorer", "kernels", lambda v: W.kernel_explorer({"a": EYE8}, v),
+     st.one_of(st.just({}), st.just([[1]]), st.integers(1), st.just("identity"))),
+    ("kernel_explorer", "kernel", lambda v: W.kernel_explorer({"a": EYE8}, {"k": v}),   # "kernel 'k' must be"
+     st.one_of(st.text(max_size=3), st.just(np.ones((2, 2))), st.just(np.full((3, 3), np.inf)), st.none())),
+    *[("ConvSetting", name, lambda v, name=name: conv_setting(**{name: v}),
+       st.integers(max_value=low - 1) | st.floats() | st.text(max_size=2) | st.booleans() | st.none())
+      for name, low in CONV_FIELDS.items()],
+    ("conv_frame", "setting", lambda v: W.conv_frame(v, 0), st.one_of(st.none(), st.text(max_size=2),
+                                                                      st.just({"input_size": 5}))),
+    ("conv_frame", "step", lambda v: W.conv_frame(conv_setting(), v), BAD_NONNEGATIVE_INT),
+    ("conv_arithmetic", "presets", W.conv_arithmetic, st.one_of(st.just(()), st.integers(), st.none(),
+                                                               st.just(conv_setting()), st.just([{"input_size": 5}]))),
+    ("pool_frame", "image", lambda v: W.pool_frame(v, "max", 2, 0),
+     st.one_of(st.text(min_size=1, max_size=2), st.just(np.zeros((2, 4, 4))), st.just(np.full((4, 4), np.nan)))),
+    ("pool_frame", "mode", lambda v: W.pool_frame(EYE8, v, 2, 0), st.text(max_size=4).filter(
+        lambda m: m not in ("max", "avg")) | st.none()),
+    ("pool_frame", "kernel_size", lambda v: W.pool_frame(EYE8, "max", v, 0), BAD_POSITIVE_INT),
+    ("pool_frame", "shift", lambda v: W.pool_frame(EYE8, "max", 2, v), BAD_NONNEGATIVE_INT),
+    ("pool_frame", "stride", lambda v: W.pool_frame(EYE8, "max", 2, 0, stride=v),
+     BAD_POSITIVE_INT.filter(lambda v: v is not None)),
+    ("pooling_explorer", "images", W.pooling_explorer, BAD_IMAGES),
+    ("pooling_explorer", "kernel_sizes", lambda v: W.pooling_explorer({"a": EYE8}, kernel_sizes=v),
+     st.one_of(st.just(()), st.integers(), st.none(), st.lists(BAD_POSITIVE_INT, min_size=1, max_size=2))),
+    ("pooling_explorer", "shifts", lambda v: W.pooling_explorer({"a": EYE8}, shifts=v),
+     st.one_of(st.just(()), st.integers(), st.none(), st.lists(BAD_NONNEGATIVE_INT, min_size=1, max_size=2))),
+    ("activation_explorer", "names", lambda v: W.activation_explorer(names=v),
+     st.one_of(st.just(()), st.just("relu"), st.none(), st.lists(st.text(max_size=4), min_size=1, max_size=2))),
+    ("activation_explorer", "points", lambda v: W.activation_explorer(points=v), BAD_OPTIONS),
+    ("activation_explorer", "negative_slope", lambda v: W.activation_explorer(negative_slope=v),
+     st.one_of(st.sampled_from([NAN, INF, -INF]), st.text(max_size=2), st.none(), st.booleans())),
+    ("activation_and_derivative", "activation", lambda v: W.activation_and_derivative(v, np.zeros(2)),
+     st.text(max_size=5).filter(lambda n: n not in W.ACTIVATIONS)),
+    ("activation_and_derivative", "x", lambda v: W.activation_and_derivative("relu", v),
+     st.one_of(st.text(min_size=1, max_size=2), st.just({"x": 1}))),
+    ("activation_frame", "x0", lambda v: W.activation_frame("relu", v), st.text(max_size=2) | st.none()),
+    ("optimizer_race", "lrs", lambda v: W.optimizer_race(lrs=v), BAD_OPTIONS | st.just((-0.1,)) | st.just((0,))),
+    ("optimizer_race", "momenta", lambda v: W.optimizer_race(momenta=v), BAD_OPTIONS | st.just((1.0,))),
+    ("optimizer_race", "steps", lambda v: W.optimizer_race(steps=v), BAD_POSITIVE_INT),
+    ("optimizer_paths", "lr", lambda v: W.optimizer_paths(v, 0.9), BAD_NONNEGATIVE_NUMBER | st.just(INF)),
+    ("optimizer_paths", "momentum", lambda v: W.optimizer_paths(0.1, v),
+     BAD_NONNEGATIVE_NUMBER | st.floats(min_value=1.0)),
+    ("optimizer_paths", "start", lambda v: W.optimizer_paths(0.1, 0.9, start=v),
+     st.one_of(st.floats(), st.tuples(st.floats()), st.just((1, 2, 3)), st.just((NAN, 0.0)), st.text(max_size=2))),
+    ("optimizer_paths", "steps", lambda v: W.optimizer_paths(0.1, 0.9, steps=v), BAD_NONNEGATIVE_INT),
+    ("loss_surface_gradient", "w", W.loss_surface_gradient,
+     st.one_of(st.floats(), st.just((1.0, 2.0, 3.0)), st.just((INF, 0.0)), st.none(), st.text(max_size=2))),
+    ("feature_map_browser", "model", lambda v: W.feature_map_browser(v, torch.zeros(1, 8, 8), ["0"]),
+     NOT_CALLABLE | st.just(SCRATCH_LENET)),
+    ("feature_map_browser", "layers", lambda v: W.feature_map_browser(CONV_NET, torch.zeros(1, 8, 8), v),
+     st.one_of(st.just([]), st.just("0"), st.just("conv1"), st.none(), st.just(["7"]))),
+    ("feature_map_browser", "image", lambda v: W.feature_map_browser(CONV_NET, v, ["0"]),
+     st.one_of(st.text(min_size=1, max_size=2), st.just(torch.zeros(0, 1, 8, 8)), st.just(torch.zeros(8, 8)),
+               st.just(torch.zeros(3, 8, 8)))),
+    ("feature_map_browser", "channels", lambda v: W.feature_map_browser(CONV_NET, torch.zeros(1, 8, 8), ["0"],
+                                                                        channels=v), BAD_POSITIVE_INT),
+    ("feature_maps", "model", lambda v: W.feature_maps(v, torch.zeros(1, 8, 8), ["0"]), NOT_CALLABLE),
+    ("feature_maps", "layers", lambda v: W.feature_maps(CONV_NET, torch.zeros(1, 8, 8), v),
+     st.one_of(st.just([]), st.just("0"), st.none(), st.just(["7"]))),
+    ("feature_maps", "image", lambda v: W.feature_maps(CONV_NET, v, ["0"]),
+     st.one_of(st.text(min_size=1, max_size=2), st.just(torch.zeros(0, 1, 8, 8)), st.just(torch.zeros(2, 8, 8)))),
+    ("sample_photograph", "size", W.sample_photograph, st.integers(max_value=7) | st.floats() | st.booleans()),
 ]
 
 
@@ -347,3 +428,62 @@ def test_predict_tta_averages_the_softmax_of_every_view(shifts, hflip, fill, n, 
     model.train()
     torch.testing.assert_close(X.predict_tta(model, x, shifts=shifts, fill=fill, hflip=hflip), expected)
     assert model.training
+
+
+@pytest.mark.parametrize("kwargs, arg", [(dict(keys=[]), "keys"), (dict(keys=(0, 0)), "keys"), (dict(keys=None), "keys"),
+                                         (dict(keys=[(0, 0)], ncols=0), "ncols"),
+                                         (dict(keys=[(0, 0)], ncols=1.5), "ncols")])
+def test_explorer_figure_refuses_bad_keys_and_columns(kwargs, arg):
+    with pytest.raises((TypeError, ValueError), match=rf"^KernelExplorer.figure: .*\b{arg}\b"):
+        small_explorer().figure(**kwargs)
+
+
+def test_widget_sliders_cover_the_values_of_the_precomputed_pictures():
+    # before: the live sliders clamped a value outside their range, and showed another
+    # setting than the precomputed pictures (a leaky ReLU slope of 0.8 as 0.5, 400 steps as 300)
+    slope = W.activation_explorer(names=("leaky_relu",), points=(0,), negative_slope=0.8).live_controls["negative_slope"]
+    assert slope.value == 0.8
+    steps = W.optimizer_race(lrs=(0.1,), momenta=(0.9,), steps=400).live_controls["steps"]
+    assert steps.value == 400
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 9), k=st.integers(1, 5), p=st.integers(0, 3), s=st.integers(1, 3), d=st.integers(1, 3),
+       step=st.integers(0, 100))
+def test_conv_frame_equals_torch_conv2d_and_its_window(n, k, p, s, d, step):
+    setting = W.ConvSetting(n, k, padding=p, stride=s, dilation=d)
+    if setting.output_size < 1:
+        with pytest.raises(ValueError, match=r"conv_arithmetic: .* gives output size"):
+            W.conv_frame(setting, step)
+        return
+    frame = W.conv_frame(setting, step)
+    expected = torch.nn.functional.conv2d(torch.tensor(frame.input)[None, None], torch.tensor(frame.kernel)[None, None],
+                                          padding=p, stride=s, dilation=d)[0, 0]
+    np.testing.assert_allclose(frame.output, expected.numpy(), atol=1e-12)
+    padded = np.pad(frame.input, p)
+    i, j = divmod(frame.step, setting.output_size)
+    window = np.array([padded[r, c] for r, c in frame.window]).reshape(k, k)
+    assert frame.output[i, j] == pytest.approx((window * frame.kernel).sum())
+
+
+@settings(max_examples=30, deadline=None)
+@given(image=hnp.arrays(np.float64, st.tuples(st.integers(4, 9), st.integers(4, 9)), elements=st.floats(-5, 5)),
+       mode=st.sampled_from(["max", "avg"]), k=st.integers(1, 4), shift=st.integers(0, 12), stride=st.integers(1, 3))
+def test_pool_frame_equals_torch_pooling_of_the_shifted_image(image, mode, k, shift, stride):
+    frame = W.pool_frame(image, mode, k, shift, stride=stride)
+    shifted = np.zeros_like(image)
+    shifted[:, shift:] = image[:, :max(image.shape[1] - shift, 0)]
+    pool = torch.nn.functional.max_pool2d if mode == "max" else torch.nn.functional.avg_pool2d
+    np.testing.assert_array_equal(frame.input, shifted)
+    np.testing.assert_allclose(frame.output, pool(torch.tensor(shifted)[None, None], k, stride)[0, 0].numpy(), atol=1e-12)
+    np.testing.assert_allclose(frame.reference, pool(torch.tensor(image)[None, None], k, stride)[0, 0].numpy(),
+                               atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(w=st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)))
+def test_loss_surface_gradient_equals_torch_autograd(w):
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    (wt[0] ** 2 / 20 + wt[1] ** 2).backward()                 # the bowl of loss_surface
+    assert W.loss_surface(*w) == pytest.approx(w[0] ** 2 / 20 + w[1] ** 2)
+    np.testing.assert_allclose(W.loss_surface_gradient(w), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
