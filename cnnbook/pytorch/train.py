@@ -165,6 +165,9 @@ def _batches(inputs, batch_size: int):
     """A tensor is cut into batches of ``batch_size``; anything else is taken as a loader."""
     if isinstance(inputs, torch.Tensor):
         return [inputs[i:i + batch_size] for i in range(0, len(inputs), batch_size)]
+    if hasattr(inputs, "__array__") or not hasattr(inputs, "__iter__"):   # a NumPy array would be cut into rows
+        raise TypeError(f"predict: inputs must be a torch.Tensor or a loader, got {type(inputs).__name__}; "
+                        "hint: torch.as_tensor(inputs)")
     return inputs
 
 
@@ -213,7 +216,10 @@ def predict(model: nn.Module, inputs, batch_size: int = 1000, device=None, amp_d
     out = []
     with eval_mode(model), torch.inference_mode():
         for batch in _batches(inputs, batch_size):
-            x, _ = _to_device(*_split_batch(batch), device, False)
+            x, _ = _split_batch(batch)
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"predict: inputs must yield batches x or (x, y) of tensors, got {type(x).__name__}")
+            x, _ = _to_device(x, None, device, False)
             p = 0
             batch_views = views(x) if views is not None else [x]
             for v in batch_views:
