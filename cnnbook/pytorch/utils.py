@@ -142,6 +142,12 @@ def format_table(header: Sequence, rows: Sequence[Sequence], align: str | None =
     LeNet   0.91
     ResNet  0.93
     """
+    _check_cells("header", header)
+    _check_cells("rows", rows)
+    for i, row in enumerate(rows):
+        _check_cells(f"row {i}", row)
+    if not isinstance(rule, bool):
+        raise TypeError(f"format_table: rule must be True or False, got {rule!r}")
     header = [str(h) for h in header]
     rows = [[str(c) for c in r] for r in rows]
     bad = [i for i, r in enumerate(rows) if len(r) != len(header)]
@@ -159,3 +165,9 @@ def format_table(header: Sequence, rows: Sequence[Sequence], align: str | None =
 
     lines = [line(header)] + (["-" * (sum(widths) + 2 * (len(widths) - 1))] if rule else [])
     return Table("\n".join(lines + [line(r) for r in rows]))
+
+
+def _check_cells(name: str, cells) -> None:
+    """A list (or tuple, or array) of cells; a string is not: "ab" would be two cells."""
+    if isinstance(cells, str) or not isinstance(cells, (Sequence, np.ndarray)):
+        raise TypeError(f"format_table: {name} must be a list of cells, got {type(cells).__name__} {cells!r}")
