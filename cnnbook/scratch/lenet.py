@@ -77,12 +77,6 @@ def _check_model(fn, model):
         raise TypeError(f"{fn}: model must be a cnnbook.scratch.nn.Module, got {type(model).__name__}{hint}")
 
 
-def _check_generator(fn, generator):
-    if generator is not None and not isinstance(generator, np.random.Generator):
-        raise TypeError(f"{fn}: generator must be None or a numpy.random.Generator, got {generator!r}; "
-                        "hint: np.random.default_rng(0)")
-
-
 def _check_data(fn, images, labels, names=("images", "labels")):
     """Images (N, C, H, W) float32/float64 and N integer class indices."""
     checks.check_array(fn, names[0], images, ndim=(4,), layout="(N, C, H, W)")
@@ -138,9 +132,8 @@ def lenet(num_classes=10, batch_norm=True, generator=None, dtype=np.float32):
     input (N, 1, 28, 28) -> logits (N, num_classes).
     """
     _check_architecture("lenet", num_classes, batch_norm)
-    _check_generator("lenet", generator)
-    if dtype not in checks.FLOATS:             # np.float32 == np.dtype("float32") == "float32"
-        raise TypeError(f"lenet: dtype must be np.float32 or np.float64, got {dtype!r}")
+    checks.check_generator("lenet", generator)
+    checks.check_float_dtype("lenet", dtype)
     return nn.Sequential(*lenet_layers(nn, num_classes, batch_norm, dict(generator=generator, dtype=dtype),
                                        dict(dtype=dtype)))
 
@@ -275,6 +268,6 @@ def _check_training_args(model, images, labels, epochs, batch_size, lr, subset, 
     if optimizer is not None and not isinstance(optimizer, optim.Optimizer):
         raise TypeError(f"{fn}: optimizer must be None or a cnnbook.scratch.optim.Optimizer, got "
                         f"{type(optimizer).__name__}")
-    _check_generator(fn, generator)
+    checks.check_generator(fn, generator)
     if blas_threads is not None:
         checks.as_int(fn, "blas_threads", blas_threads, 1)

@@ -218,6 +218,7 @@ class SGD(Optimizer):
     def _check_hyperparameters(self, fn, group):
         for arg in ("lr", "momentum", "dampening", "weight_decay"):
             checks.check_number(fn, arg, group[arg])
+        checks.check_bool(fn, "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"{fn}: nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
@@ -263,6 +264,7 @@ class Adam(Optimizer):
     def _check_hyperparameters(self, fn, group):
         for arg in ("lr", "eps", "weight_decay"):
             checks.check_number(fn, arg, group[arg])
+        checks.check_bool(fn, "amsgrad", group["amsgrad"])
         betas = group["betas"]
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"{fn}: betas must be a pair of floats in [0, 1), got {betas!r}")
@@ -328,8 +330,10 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered))
 
     def _check_hyperparameters(self, fn, group):
-        for arg in ("lr", "alpha", "eps", "weight_decay", "momentum"):
+        for arg in ("lr", "eps", "weight_decay", "momentum"):
             checks.check_number(fn, arg, group[arg])
+        checks.check_number(fn, "alpha", group["alpha"], high=1.0)   # alpha > 1 drives the square average negative
+        checks.check_bool(fn, "centered", group["centered"])
 
     def _update(self, param, grad, state, group):
         alpha, momentum = group["alpha"], group["momentum"]
