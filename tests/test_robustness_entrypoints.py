@@ -19,7 +19,7 @@ from cnnbook.book.glue import glue
 from cnnbook.pytorch import experiments as X
 from cnnbook.pytorch import twins as TW
 from cnnbook.pytorch.history import History
-from cnnbook.scratch import functional as F, gradcheck as G, lenet as L, nn as snn
+from cnnbook.scratch import checks, functional as F, gradcheck as G, lenet as L, nn as snn
 
 NAN, INF = float("nan"), float("inf")
 X28 = np.zeros((2, 1, 28, 28), np.float32)
@@ -487,3 +487,72 @@ def test_loss_surface_gradient_equals_torch_autograd(w):
     (wt[0] ** 2 / 20 + wt[1] ** 2).backward()                 # the bowl of loss_surface
     assert W.loss_surface(*w) == pytest.approx(w[0] ** 2 / 20 + w[1] ** 2)
     np.testing.assert_allclose(W.loss_surface_gradient(w), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# cnnbook.scratch.checks: the shared checks themselves
+# ---------------------------------------------------------------------------------------
+CHECKS = [
+    ("as_int", "arg", lambda v: checks.as_int("f", "arg", v, 1), BAD_POSITIVE_INT.filter(lambda v: v is not None) | st.none()),
+    ("as_pair", "arg", lambda v: checks.as_pair("f", "arg", v, 1),
+     st.one_of(BAD_POSITIVE_INT, st.tuples(st.integers(1, 3)), st.tuples(st.integers(max_value=0), st.integers(1, 3)),
+               st.tuples(st.integers(1, 3), st.floats()), st.tuples(*[st.integers(1, 3)] * 3))),
+    ("check_number", "arg", lambda v: checks.check_number("f", "arg", v, 0.0, 1.0, high_open=True),
+     st.one_of(st.floats().filter(lambda v: not 0 <= v < 1), st.booleans(), st.text(max_size=2), st.none())),
+    ("check_bool", "arg", lambda v: checks.check_bool("f", "arg", v), BAD_BOOL),
+    ("check_float_dtype", "dtype", lambda v: checks.check_float_dtype("f", v),
+     st.sampled_from([np.int64, np.uint8, "int32", np.complex128, np.bool_, "abc"])),
+    ("check_generator", "generator", lambda v: checks.check_generator("f", v), NOT_GENERATOR),
+    ("check_array", "arg", lambda v: checks.check_array("f", "arg", v, (4,)), NOT_FLOAT_ARRAYS | NOT_4D),
+    ("check_finite", "arg", lambda v: checks.check_finite("f", "arg", v),
+     hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=3), elements=st.floats()).filter(
+         lambda a: not np.isfinite(a).all())),
+    ("check_grad_output", "grad_output", lambda v: checks.check_grad_output("f", v, (2, 3), np.float64),
+     NOT_FLOAT_ARRAYS | hnp.arrays(np.float64, hnp.array_shapes(max_dims=3).filter(lambda s: s != (2, 3)))
+     | st.just(np.zeros((2, 3), np.float32))),
+    ("check_reduction", "reduction", lambda v: checks.check_reduction("f", v), st.text(max_size=5).filter(
+        lambda r: r not in checks.REDUCTIONS) | st.none()),
+]
+
+
+@pytest.mark.parametrize("name, arg, call, bad", CHECKS, ids=[c[0] for c in CHECKS])
+@given(data=st.data())
+def test_shared_checks_name_the_function_and_argument_they_are_given(name, arg, call, bad, data):
+    with pytest.raises((TypeError, ValueError)) as error:
+        call(data.draw(bad))
+    message = str(error.value)                  # "f" is the function the caller names, "arg" its argument
+    assert message.startswith("f: ") and re.search(rf"\b{arg}\b", message), message
+
+
+@given(value=st.integers(1, 10**6) | st.tuples(st.integers(1, 9), st.integers(1, 9)),
+       number=st.floats(0, 1, exclude_max=True), flag=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64, "float32", None]))
+def test_shared_checks_pass_valid_values_through(value, number, flag, dtype):
+    pair = checks.as_pair("f", "arg", value, 1)
+    assert pair == ((value, value) if isinstance(value, int) else value) and all(type(v) is int for v in pair)
+    checks.check_number("f", "arg", number, 0.0, 1.0, high_open=True)
+    checks.check_bool("f", "arg", flag)
+    assert checks.check_float_dtype("f", dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.tuples(st.integers(1, 9), st.integers(1, 9)), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), ceil_mode=st.booleans())
+def test_output_size_equals_torch_pooling_and_convolution(size, kernel, stride, padding, dilation, ceil_mode):
+    x = torch.zeros(1, 1, *size)
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    try:
+        ours = checks.output_size("f", size, kernel, stride, pads, dilation, ceil_mode)
+    except ValueError as error:
+        assert str(error).startswith("f: kernel") and "larger than the padded input" in str(error)
+        with pytest.raises(RuntimeError):
+            torch.nn.functional.conv2d(x, torch.zeros(1, 1, *kernel), stride=stride, padding=padding, dilation=dilation)
+        return
+    if not ceil_mode:
+        conv = torch.nn.functional.conv2d(x, torch.zeros(1, 1, *kernel), stride=stride, padding=padding,
+                                          dilation=dilation)
+        assert ours == tuple(conv.shape[2:])
+    if all(2 * p <= k for p, k in zip(padding, kernel)):        # torch's pooling asks for this
+        pool = torch.nn.functional.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+        assert ours == tuple(pool.shape[2:])
