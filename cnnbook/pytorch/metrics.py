@@ -298,7 +298,8 @@ def classification_report(y_true, y_pred, class_names=None, num_classes=None, di
     """
     func = "classification_report"
     if isinstance(class_names, str):
-        raise TypeError(f"{func}: class_names must be a sequence of names, one per class, got the string {class_names!r}")
+        raise TypeError(f"{func}: class_names must be a sequence of names, one per class, got the string "
+                        f"{class_names!r}")
     if not checks.is_int(digits) or digits < 0:
         raise ValueError(f"{func}: digits must be an int >= 0, got {digits!r}")
     if labels is None and num_classes is None and class_names is not None:

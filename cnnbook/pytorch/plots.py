@@ -323,7 +323,8 @@ def plot_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "", ti
     if not isinstance(results, Mapping) or not results:
         raise TypeError(f"plot_comparison: results must be a non-empty dict of label -> values, "
                         f"got {type(results).__name__}")
-    results = {label: _as_numbers(v, "plot_comparison", f"results[{label!r}]", ndims=(1,)) for label, v in results.items()}
+    results = {label: _as_numbers(v, "plot_comparison", f"results[{label!r}]", ndims=(1,))
+               for label, v in results.items()}
     labels = list(results)
     fig, ax = _figure_of(ax, (1.1 * len(labels) + 2.5, 3.4))
     x = np.arange(len(labels))

@@ -78,7 +78,8 @@ def summarize_runs(results, digits: int = 3) -> Table:
     bad = [s for s in results if not hasattr(results[s], "items")]
     if bad:
         raise TypeError(f"summarize_runs: results must map each setting to a dict measure -> values, but "
-                        f"{bad[0]!r} maps to a {type(results[bad[0]]).__name__}; e.g. {{'Adam': {{'loss': [0.4, 0.5]}}}}")
+                        f"{bad[0]!r} maps to a {type(results[bad[0]]).__name__}; "
+                        "e.g. {'Adam': {'loss': [0.4, 0.5]}}")
     if not checks.is_int(digits) or digits < 0:
         raise ValueError(f"summarize_runs: digits must be an int >= 0, got {digits!r}")
     settings = list(results)

@@ -85,7 +85,8 @@ def _class_setup(fn, input, target, weight, ignore_index, reduction):
                          f"{input.shape}, got {target.shape}")
     check_reduction(fn, reduction)
     if not is_int(ignore_index):
-        raise TypeError(f"{fn}: ignore_index must be an int (a class index never used, e.g. -100), got {ignore_index!r}")
+        raise TypeError(f"{fn}: ignore_index must be an int (a class index never used, e.g. -100), "
+                        f"got {ignore_index!r}")
     c = input.shape[1] if input.ndim > 1 else input.shape[0]
     bad = (target != ignore_index) & ((target < 0) | (target >= c))
     if bad.any():
