@@ -16,6 +16,16 @@ X = np.zeros((2, 3, 8, 8))
 W = np.ones((4, 3, 3, 3))
 LOGITS, LABELS = np.zeros((4, 5)), np.array([0, 1, 2, 3])
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small tensors: one thread is faster, and steady when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------------------------------
 # bad arguments, drawn: the message names the function and the argument
 # ---------------------------------------------------------------------------------------
@@ -36,6 +46,11 @@ BAD_PADDING = st.one_of(st.integers(max_value=-1), st.floats(), st.booleans(), s
 BAD_POSITIVE_INT = st.one_of(st.integers(max_value=0), st.floats(), st.booleans(), st.text(max_size=2), st.none())
 BAD_PROBABILITY = st.one_of(st.floats().filter(lambda p: not 0 <= p <= 1), st.booleans(), st.text(max_size=2),
                             st.none())
+BAD_FLAG = st.one_of(st.integers(), st.floats(), st.text(max_size=3), st.none())     # "no" would count as True
+BAD_NONNEGATIVE = st.one_of(st.floats(max_value=-1e-12), st.just(float("nan")), st.booleans(), st.text(max_size=2),
+                            st.none())
+NOT_FLOAT_DTYPE = st.sampled_from([np.int64, np.uint8, "int32", np.complex128, np.bool_])
+NOT_GENERATOR = st.one_of(st.integers(), st.text(min_size=1, max_size=2), st.just(np.random.RandomState(0)))
 
 # (function named in the message, argument named in it, the call, bad values)
 CASES = [
@@ -86,6 +101,37 @@ CASES = [
      st.one_of(st.floats(max_value=-1e-9), st.text(max_size=2), st.none(), st.booleans())),
     ("Adam", "betas", lambda v: optim.Adam([nn.Parameter(np.zeros(2))], betas=v),
      st.one_of(st.floats(), st.tuples(st.floats(1, 10), st.floats(0, 0.9)), st.tuples(st.floats(0, 0.9)))),
+    # the sweep of issue 16: flags, slopes, dtypes and generators that were taken silently
+    ("nll_loss", "ignore_index", lambda v: F.nll_loss(LOGITS, LABELS, ignore_index=v),
+     st.floats() | st.text(max_size=2) | st.none()),
+    ("batch_norm", "training", lambda v: F.batch_norm(X, np.zeros(3), np.ones(3), training=v), BAD_FLAG),
+    ("batch_norm", "momentum", lambda v: F.batch_norm(X, np.zeros(3), np.ones(3), training=True, momentum=v),
+     BAD_PROBABILITY),
+    ("batch_norm", "eps", lambda v: F.batch_norm(X, None, None, training=True, eps=v), BAD_NONNEGATIVE),
+    ("dropout", "training", lambda v: F.dropout(X, 0.5, training=v), BAD_FLAG),
+    ("dropout_backward", "training", lambda v: F.dropout_backward(X, np.ones(X.shape, bool), 0.5, training=v),
+     BAD_FLAG),
+    ("leaky_relu", "negative_slope", lambda v: F.leaky_relu(X, v), st.text(max_size=2) | st.none() | st.booleans()),
+    ("max_pool2d", "ceil_mode", lambda v: F.max_pool2d(X, 2, ceil_mode=v), BAD_FLAG),
+    ("Linear", "bias", lambda v: nn.Linear(3, 2, bias=v), BAD_FLAG),
+    ("Linear", "dtype", lambda v: nn.Linear(3, 2, dtype=v), NOT_FLOAT_DTYPE),
+    ("Linear", "generator", lambda v: nn.Linear(3, 2, generator=v), NOT_GENERATOR),
+    ("Conv2d", "bias", lambda v: nn.Conv2d(3, 4, 3, bias=v), BAD_FLAG),
+    ("Conv2d", "dtype", lambda v: nn.Conv2d(3, 4, 3, dtype=v), NOT_FLOAT_DTYPE),
+    ("Conv2d", "generator", lambda v: nn.Conv2d(3, 4, 3, generator=v), NOT_GENERATOR),
+    ("BatchNorm2d", "momentum", lambda v: nn.BatchNorm2d(3, momentum=v), BAD_PROBABILITY.filter(lambda v: v is not None)),
+    ("BatchNorm2d", "eps", lambda v: nn.BatchNorm2d(3, eps=v), BAD_NONNEGATIVE),
+    ("BatchNorm2d", "affine", lambda v: nn.BatchNorm2d(3, affine=v), BAD_FLAG),
+    ("BatchNorm1d", "dtype", lambda v: nn.BatchNorm1d(3, dtype=v), NOT_FLOAT_DTYPE),
+    ("Flatten", "start_dim", lambda v: nn.Flatten(start_dim=v)(X),
+     st.integers().filter(lambda d: not -4 <= d < 4) | st.floats() | st.text(max_size=2)),
+    ("MaxPool2d", "ceil_mode", lambda v: nn.MaxPool2d(2, ceil_mode=v)(X), BAD_FLAG),
+    ("Sequential.train", "mode", lambda v: nn.Sequential(nn.ReLU()).train(v), BAD_FLAG),
+    ("SGD", "nesterov", lambda v: optim.SGD([nn.Parameter(np.zeros(2))], lr=0.1, momentum=0.9, nesterov=v), BAD_FLAG),
+    ("Adam", "amsgrad", lambda v: optim.Adam([nn.Parameter(np.zeros(2))], amsgrad=v), BAD_FLAG),
+    ("RMSprop", "centered", lambda v: optim.RMSprop([nn.Parameter(np.zeros(2))], centered=v), BAD_FLAG),
+    ("RMSprop", "alpha", lambda v: optim.RMSprop([nn.Parameter(np.zeros(2))], alpha=v),
+     st.floats(min_value=1.0, exclude_min=True) | BAD_NONNEGATIVE),
 ]
 
 
@@ -212,3 +258,32 @@ def test_fast_paths_refuse_what_they_cannot_do():
     out, backward = fast.conv2d_forward(X, W)
     with pytest.raises(ValueError, match=r"conv2d.backward: grad_output must have the shape of the forward output"):
         backward(np.zeros((2, 4, 8, 8)))
+
+
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=5, max_side=3), data=st.data())
+def test_flatten_with_any_dims_in_range_equals_torch(shape, data):
+    start, end = (data.draw(st.integers(-len(shape), len(shape) - 1)) for _ in range(2))
+    x = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    try:
+        expected = torch.flatten(torch.tensor(x), start, end).numpy()
+    except RuntimeError:                                   # start_dim after end_dim
+        with pytest.raises(ValueError, match=r"Flatten: start_dim=.* comes after end_dim"):
+            nn.Flatten(start, end)(x)
+        return
+    layer = nn.Flatten(start, end)
+    np.testing.assert_array_equal(layer(x), expected)
+    np.testing.assert_array_equal(layer.backward(np.ones(expected.shape)), np.ones(shape))
+
+
+@given(momentum=st.floats(0, 1), eps=st.floats(1e-8, 1e-2), steps=st.integers(1, 3))     # torch refuses eps=0
+def test_batch_norm_running_statistics_equal_torch_for_any_valid_momentum(momentum, eps, steps):
+    ours = nn.BatchNorm2d(3, eps=eps, momentum=momentum, dtype=np.float64)
+    theirs = torch.nn.BatchNorm2d(3, eps=eps, momentum=momentum).double()
+    rng = np.random.default_rng(steps)
+    for _ in range(steps):
+        x = rng.standard_normal((4, 3, 2, 2))
+        out = ours(x)
+        expected = theirs(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-10, atol=1e-12)

@@ -27,6 +27,8 @@ def glue(name: str, value, display: bool = True) -> None:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"glue: name must be a non-empty string, got {name!r}")
+    if not isinstance(display, bool):
+        raise TypeError(f"glue: display must be True or False, got {display!r}")
     try:
         from myst_nb import glue as myst_glue
     except ImportError:

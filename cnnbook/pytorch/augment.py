@@ -19,12 +19,56 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from cnnbook.scratch import checks
+
+INF = float("inf")
+
 
 def _check_batch(x, func: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{func}: x must be a torch.Tensor of images (N, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{func}: x must be a batch (N, C, H, W), got shape {tuple(x.shape)}")
+
+
+def _check_probability(func: str, name: str, p) -> None:
+    if not checks.is_number(p) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{func}: {name} must be a probability in [0, 1], got {p!r}")
+
+
+def _as_shifts(func: str, name: str, shift, n: int, device) -> torch.Tensor:
+    """An int, or integer tensor of N shifts, as a (N,) long tensor."""
+    if checks.is_int(shift):
+        return torch.full((n,), int(shift), dtype=torch.long, device=device)
+    if not (isinstance(shift, torch.Tensor) and not shift.is_floating_point() and shift.dtype != torch.bool
+            and shift.ndim <= 1 and shift.numel() in (1, n)):
+        raise TypeError(f"{func}: {name} must be an int or an integer tensor of {n} shifts (one per image), "
+                        f"got {shift!r}")
+    return shift.to(device=device, dtype=torch.long).expand(n)
+
+
+def _check_shift_flip(func: str, max_shift, hflip_p) -> None:
+    if not checks.is_int(max_shift) or max_shift < 0:
+        raise ValueError(f"{func}: max_shift must be an int >= 0, got {max_shift!r}")
+    _check_probability(func, "hflip_p", hflip_p)
+
+
+def _check_fill(func: str, fill) -> None:
+    checks.check_number(func, "fill", fill, low=-INF, high=INF, low_open=True, high_open=True)
+
+
+def _check_affine(func: str, degrees, translate, scale, hflip_p, fill) -> None:
+    pairs = all(isinstance(pair, (tuple, list)) and len(pair) == 2 and all(map(checks.is_number, pair))
+                for pair in (translate, scale))
+    if not pairs or not min(scale) > 0:
+        raise ValueError(f"{func}: translate and scale must be pairs (scale > 0), got "
+                         f"translate={translate!r}, scale={scale!r}")
+    checks.check_number(func, "degrees", degrees, high=INF, high_open=True)
+    for i in range(2):
+        checks.check_number(func, f"translate[{i}]", translate[i], high=1.0)
+        checks.check_number(func, f"scale[{i}]", scale[i], high=INF, low_open=True, high_open=True)
+    _check_probability(func, "hflip_p", hflip_p)
+    _check_fill(func, fill)
 
 
 def shift_images(x: torch.Tensor, dy, dx, fill: float = 0.0, pad: int | None = None) -> torch.Tensor:
@@ -43,9 +87,10 @@ def shift_images(x: torch.Tensor, dy, dx, fill: float = 0.0, pad: int | None = N
         Shifts in pixels (negative: up / left); an int shifts every image the same way.
     fill : float, default 0
     pad : int, optional
-        Border added before gathering, at least the largest ``|dy|``, ``|dx|``; default: that
-        largest shift (read back from the tensors, a device synchronisation on a GPU, which
-        :func:`random_shift_flip` avoids by passing its ``max_shift``).
+        Border added before gathering, at least the largest ``|dy|``, ``|dx|`` (a smaller one
+        raises ``ValueError``); default: that largest shift. With shift tensors, it is read back
+        from them: a device synchronisation on a GPU, which :func:`random_shift_flip` avoids
+        (its shifts are at most ``max_shift``).
 
     Returns
     -------
@@ -64,15 +109,28 @@ def shift_images(x: torch.Tensor, dy, dx, fill: float = 0.0, pad: int | None = N
             [ 5.,  6., -1.],
             [ 8.,  9., -1.]])
     """
-    _check_batch(x, "shift_images")
-    if isinstance(dy, int) and isinstance(dx, int):
-        if dy == 0 and dx == 0:
-            return x
-        pad = max(abs(dy), abs(dx)) if pad is None else pad
+    func = "shift_images"
+    _check_batch(x, func)
+    _check_fill(func, fill)
+    ints = checks.is_int(dy) and checks.is_int(dx)
+    if ints and dy == 0 and dx == 0:
+        return x
+    largest = max(abs(dy), abs(dx)) if ints else None
+    n = x.shape[0]
+    dy, dx = _as_shifts(func, "dy", dy, n, x.device), _as_shifts(func, "dx", dx, n, x.device)
+    if largest is None:
+        largest = int(max(dy.abs().max(), dx.abs().max())) if n else 0      # one read-back from the device
+    if pad is None:
+        pad = largest
+    elif not checks.is_int(pad) or pad < largest:
+        raise ValueError(f"shift_images: pad must be an int >= the largest shift {largest}, got {pad!r}; "
+                         "a smaller border would shift in pixels from the wrong place")
+    return _shift_images(x, dy, dx, fill, int(pad))
+
+
+def _shift_images(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, fill: float, p: int) -> torch.Tensor:
+    """:func:`shift_images` without the checks: ``dy``, ``dx`` are (N,) long tensors, ``p`` >= every shift."""
     n, c, h, w = x.shape
-    dy = torch.as_tensor(dy, device=x.device).expand(n).long()
-    dx = torch.as_tensor(dx, device=x.device).expand(n).long()
-    p = pad if pad is not None else (int(max(dy.abs().max(), dx.abs().max())) if n else 0)
     padded = F.pad(x, (p, p, p, p), value=fill)                             # (N, C, H+2p, W+2p)
     rows = (p - dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]   # (N, 1, H, 1)
     cols = (p - dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]   # (N, 1, 1, W)
@@ -115,10 +173,8 @@ def random_shift_flip(x: torch.Tensor, max_shift: int = 2, hflip_p: float = 0.5,
             [3., 2.]])
     """
     _check_batch(x, "random_shift_flip")
-    if not isinstance(max_shift, int) or isinstance(max_shift, bool) or max_shift < 0:
-        raise ValueError(f"random_shift_flip: max_shift must be an int >= 0, got {max_shift!r}")
-    if not isinstance(hflip_p, (int, float)) or not 0.0 <= hflip_p <= 1.0:
-        raise ValueError(f"random_shift_flip: hflip_p must be a probability in [0, 1], got {hflip_p!r}")
+    _check_shift_flip("random_shift_flip", max_shift, hflip_p)
+    _check_fill("random_shift_flip", fill)
     n = x.shape[0]
     # Draw on the images' device unless a (CPU) generator is given: no copy, no GPU sync per batch.
     where = {"generator": generator} if generator is not None else {"device": x.device}
@@ -128,7 +184,7 @@ def random_shift_flip(x: torch.Tensor, max_shift: int = 2, hflip_p: float = 0.5,
         return x
     dy = max_shift - torch.randint(0, 2 * max_shift + 1, (n,), **where).to(x.device)
     dx = max_shift - torch.randint(0, 2 * max_shift + 1, (n,), **where).to(x.device)
-    return shift_images(x, dy, dx, fill, pad=max_shift)
+    return _shift_images(x, dy, dx, fill, max_shift)      # |dy|, |dx| <= max_shift: no read-back needed
 
 
 @dataclass
@@ -139,6 +195,10 @@ class RandomShiftFlip:
     hflip_p: float = 0.5
     fill: float = 0.0
     generator: torch.Generator | None = None
+
+    def __post_init__(self):
+        _check_shift_flip("RandomShiftFlip", self.max_shift, self.hflip_p)
+        _check_fill("RandomShiftFlip", self.fill)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return random_shift_flip(x, self.max_shift, self.hflip_p, self.fill, self.generator)
@@ -164,8 +224,10 @@ def tta_views(x: torch.Tensor, flip: bool = True, shift: int = 0, fill: float = 
     10
     """
     _check_batch(x, "tta_views")
-    if not isinstance(shift, int) or shift < 0:
+    if not checks.is_int(shift) or shift < 0:
         raise ValueError(f"tta_views: shift must be an int >= 0, got {shift!r}")
+    if not isinstance(flip, bool):
+        raise TypeError(f"tta_views: flip must be True or False, got {flip!r}")
     offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
     views = []
     for dy, dx in offsets:
@@ -210,9 +272,7 @@ def random_affine(x: torch.Tensor, degrees: float = 0.0, translate: tuple = (0.0
     True
     """
     _check_batch(x, "random_affine")
-    if len(translate) != 2 or len(scale) != 2 or min(scale) <= 0:
-        raise ValueError(f"random_affine: translate and scale must be pairs (scale > 0), got "
-                         f"translate={translate!r}, scale={scale!r}")
+    _check_affine("random_affine", degrees, translate, scale, hflip_p, fill)
     n = x.shape[0]
     u = lambda lo, hi: (torch.rand(n, generator=generator) * (hi - lo) + lo)  # noqa: E731
     angle = torch.deg2rad(u(-degrees, degrees))
@@ -238,6 +298,9 @@ class BatchRandomAffine:
     hflip_p: float = 0.0
     fill: float = 0.0
     generator: torch.Generator | None = None
+
+    def __post_init__(self):
+        _check_affine("BatchRandomAffine", self.degrees, self.translate, self.scale, self.hflip_p, self.fill)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return random_affine(x, self.degrees, self.translate, self.scale, self.hflip_p, self.fill,

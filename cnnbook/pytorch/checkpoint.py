@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 
 import torch
@@ -28,6 +29,14 @@ def checksum_path(path) -> Path:
     """The file holding the SHA-256 of ``path``: the same name with ``.sha256`` appended."""
     path = Path(path)
     return path.with_name(path.name + ".sha256")
+
+
+def _as_path(path, func: str) -> Path:
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"{func}: path must be a file name (str or pathlib.Path), got {type(path).__name__}")
+    if Path(path).is_dir():
+        raise ValueError(f"{func}: path {str(path)!r} is a folder; give a file name inside it, e.g. 'net.pt'")
+    return Path(path)
 
 
 def _sha256(path: Path) -> str:
@@ -44,7 +53,7 @@ def save_weights(model: nn.Module, path) -> Path:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"save_weights: model must be a torch.nn.Module, got {type(model).__name__}")
-    path = Path(path)
+    path = _as_path(path, "save_weights")
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     checksum_path(path).write_text(_sha256(path) + "\n")
@@ -71,14 +80,18 @@ def load_weights(model: nn.Module, path, map_location=None) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"load_weights: model must be a torch.nn.Module, got {type(model).__name__}")
-    path = Path(path)
+    path = _as_path(path, "load_weights")
     if not path.is_file():
         raise FileNotFoundError(f"load_weights: no file {path}")
     expected = checksum_path(path)
     if expected.is_file() and expected.read_text().strip() != _sha256(path):
         raise ValueError(f"load_weights: {path} does not match its checksum in {expected.name}: the "
                          "file was damaged or changed after it was saved; save the weights again")
-    state = torch.load(path, map_location=map_location or _model_device(model), weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location or _model_device(model), weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:       # not a file of torch.save
+        raise ValueError(f"load_weights: {path} is not a weights file written by torch.save: "
+                         f"{str(err).splitlines()[0]}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:                 # torch names the missing, unexpected or misshapen keys

@@ -26,23 +26,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbook.pytorch.utils import eval_mode
+from cnnbook.pytorch.utils import check_module, eval_mode
+
+
+def _check_images(model, x, func: str) -> None:
+    check_module(model, func)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{func}: images must be a torch.Tensor batch (N, C, H, W), got {type(x).__name__}; "
+                        "hint: torch.as_tensor(images)")
+    if x.ndim != 4:
+        raise ValueError(f"{func}: images must be a batch (N, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{func}: images must be floating point (normalized as in training), got {x.dtype}")
 
 
 def _targets(model: nn.Module, x: torch.Tensor, target, func: str) -> torch.Tensor:
     """``target`` as a (N,) tensor of class indices; None means the predicted classes."""
-    if x.ndim != 4:
-        raise ValueError(f"{func}: images must be a batch (N, C, H, W), got shape {tuple(x.shape)}")
     if target is None:
         with torch.no_grad():
             return model(x).argmax(1)
-    target = torch.as_tensor(target, device=x.device).long().reshape(-1)
+    try:
+        indices = torch.as_tensor(target, device=x.device)
+    except (TypeError, ValueError, RuntimeError):
+        indices = None
+    if indices is None or indices.is_floating_point() or indices.dtype == torch.bool:
+        raise TypeError(f"{func}: target must be a class index, a sequence of them or None, got {target!r}")
+    target = indices.long().reshape(-1)
     if target.numel() == 1:
         target = target.expand(len(x))
     if len(target) != len(x):
         raise ValueError(f"{func}: target has {len(target)} entries for {len(x)} images; "
                          "give one class per image, a single class, or None")
     return target
+
+
+def _class_scores(func: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Each image's score of its target class, summed (each image's score depends on it only)."""
+    num_classes = logits.shape[1]
+    if len(target) and (target.min() < 0 or target.max() >= num_classes):
+        raise ValueError(f"{func}: target must be class indices in [0, {num_classes}), got {target.tolist()}")
+    return logits.gather(1, target[:, None]).sum()
 
 
 def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
@@ -62,10 +85,11 @@ def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tenso
     torch.Tensor
         ``(N, H, W)``, on the images' device, not normalized (compare maps with one scale).
     """
+    _check_images(model, images, "saliency")
     with eval_mode(model):
         target = _targets(model, images, target, "saliency")
         x = images.detach().clone().requires_grad_(True)
-        scores = model(x).gather(1, target[:, None]).sum()   # each image's score depends on it only
+        scores = _class_scores("saliency", model(x), target)
         (grad,) = torch.autograd.grad(scores, x)
     return grad.abs().amax(dim=1)                             # (N, H, W)
 
@@ -96,6 +120,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module, target=No
     Shape:
         images ``(N, C, H, W)`` -> ``(N, H, W)``.
     """
+    _check_images(model, images, "grad_cam")
     if not any(m is layer for m in model.modules()):
         raise ValueError(f"grad_cam: layer {type(layer).__name__} is not a submodule of the model; "
                          "pass the module object itself, e.g. model.relu2")
@@ -104,7 +129,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module, target=No
     try:
         with eval_mode(model):
             target = _targets(model, images, target, "grad_cam")
-            scores = model(images.detach()).gather(1, target[:, None]).sum()
+            scores = _class_scores("grad_cam", model(images.detach()), target)
     finally:
         hook.remove()
     acts = saved["a"]
@@ -138,10 +163,22 @@ def show_explanations(images, maps: dict, titles: Sequence[str] | None = None,
     """
     import matplotlib.pyplot as plt
 
+    func = "show_explanations"
     imgs = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images)
     imgs = imgs[:, 0] if imgs.ndim == 4 else imgs                           # (N, H, W)
+    if imgs.ndim != 3 or len(imgs) == 0:
+        raise ValueError(f"{func}: images must be a non-empty batch (N, 1, H, W) or (N, H, W), got shape "
+                         f"{np.shape(images)}")
+    if not hasattr(maps, "items"):
+        raise TypeError(f"{func}: maps must be a dict of row label -> maps (N, H, W), got {type(maps).__name__}")
     rows = [("image", None)] + [(k, np.asarray(v.detach().cpu() if hasattr(v, "detach") else v))
                                 for k, v in maps.items()]
+    bad = [k for k, v in rows[1:] if v.shape != imgs.shape]
+    if bad:
+        raise ValueError(f"{func}: maps[{bad[0]!r}] must have the images' shape {imgs.shape} (one map per image, "
+                         f"pixel for pixel), got {dict(rows)[bad[0]].shape}")
+    if titles is not None and (isinstance(titles, str) or len(titles) != len(imgs)):
+        raise ValueError(f"{func}: titles must give one title per image ({len(imgs)}), got {titles!r}")
     n = len(imgs)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.7 * len(rows) + 0.6), squeeze=False)
     for r, (label, values) in enumerate(rows):

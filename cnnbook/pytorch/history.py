@@ -39,6 +39,8 @@ class History:
         self.epoch: list[int] = []
 
     def append(self, epoch: int, logs: dict) -> None:
+        if not hasattr(logs, "items"):
+            raise TypeError(f"History.append: logs must be a dict name -> value, got {type(logs).__name__}")
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
@@ -93,6 +95,8 @@ def resolve_mode(mode: str, monitor: str, func: str) -> str:
     >>> resolve_mode("auto", "val_accuracy", "EarlyStopping"), resolve_mode("auto", "val_loss", "x")
     ('max', 'min')
     """
+    if not isinstance(monitor, str):
+        raise TypeError(f"{func}: monitor must be the name of a log such as 'val_loss', got {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{func}: mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
@@ -115,6 +119,8 @@ def metric_fns(metrics, func: str = "fit") -> dict[str, Callable]:
         return dict(metrics)
     if isinstance(metrics, str):
         metrics = (metrics,)
+    if metrics is not None and not hasattr(metrics, "__iter__"):
+        raise TypeError(f"{func}: metrics must be a list of names or callables, got {type(metrics).__name__}")
     fns = {}
     for m in metrics or ():
         if callable(m):

@@ -18,6 +18,7 @@ from cnnbook.pytorch.history import History, metric_fns
 from cnnbook.pytorch.loader import TensorLoader
 from cnnbook.pytorch.train import evaluate, fit, predict
 from cnnbook.pytorch.utils import pick_device
+from cnnbook.scratch import checks
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
               "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}
@@ -56,6 +57,8 @@ def _make_optimizer(optimizer, params, learning_rate, kwargs) -> torch.optim.Opt
         raise ValueError(f"Model.compile: optimizer must be one of {sorted(OPTIMIZERS)} or a "
                          f"torch.optim.Optimizer, got {optimizer!r}")
     name = optimizer.lower()
+    if learning_rate is not None:
+        checks.check_number("Model.compile", "learning_rate", learning_rate, high=float("inf"), high_open=True)
     lr = KERAS_DEFAULT_LR[name] if learning_rate is None else learning_rate
     return OPTIMIZERS[name](params, lr=lr, **kwargs)
 
@@ -74,6 +77,8 @@ def _as_loader(x, y, batch_size, shuffle, func):
     if x is None:
         raise ValueError(f"{func}: give x (a tensor, with y) or a loader")
     if isinstance(x, torch.Tensor) or hasattr(x, "__array__"):
+        if y is None and func != "Model.predict":
+            raise ValueError(f"{func}: x is a tensor, so give its targets y too (or a loader that yields (x, y))")
         x = torch.as_tensor(x)
         tensors = (x,) if y is None else (x, torch.as_tensor(y))
         return TensorLoader(*tensors, batch_size=batch_size, shuffle=shuffle)
@@ -101,7 +106,11 @@ class Model:
         if not isinstance(net, nn.Module):
             raise TypeError(f"Model: net must be a torch.nn.Module, got {type(net).__name__}")
         self.net = net
-        self.device = torch.device(device) if device is not None else pick_device()
+        try:
+            self.device = torch.device(device) if device is not None else pick_device()
+        except (RuntimeError, TypeError) as err:       # torch: "Expected one of cpu, cuda, ... device type"
+            raise ValueError(f"Model: device must be a device name such as 'cpu' or 'cuda', got {device!r}: "
+                             f"{err}") from None
         self.net.to(self.device)
         self.optimizer = self.loss_fn = None
         self.metrics, self.history = ("accuracy",), None
@@ -155,6 +164,10 @@ class Model:
             x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
         train = _as_loader(x, y, batch_size, shuffle, "Model.fit")
         val = None
+        if isinstance(validation_data, list) and len(validation_data) == 2 and all(
+                isinstance(v, torch.Tensor) for v in validation_data):
+            raise TypeError("Model.fit: validation_data must be a tuple (x_val, y_val) or a loader, got a list of "
+                            "two tensors; hint: validation_data=(x_val, y_val)")
         if validation_data is not None:
             val = (_as_loader(*validation_data, batch_size, False, "Model.fit")
                    if isinstance(validation_data, tuple) else validation_data)

@@ -57,17 +57,31 @@ class TensorLoader:
         if bad:
             raise TypeError(f"TensorLoader: tensors must be torch.Tensors, got {bad}; "
                             "convert with torch.as_tensor(...) first")
+        if any(t.ndim == 0 for t in tensors):
+            raise ValueError(f"TensorLoader: tensors need a first dimension N (one entry per sample), got shapes "
+                             f"{[tuple(t.shape) for t in tensors]}")
         n = len(tensors[0])
         if any(len(t) != n for t in tensors):
             raise ValueError(f"TensorLoader: all tensors need the same first dimension, got "
                              f"{[len(t) for t in tensors]}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"TensorLoader: batch_size must be a positive int, got {batch_size!r}")
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"TensorLoader: {name} must be True or False, got {flag!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"TensorLoader: generator must be a torch.Generator, got {type(generator).__name__}; "
+                            "hint: torch.Generator().manual_seed(0)")
+        if sampler is not None and not hasattr(sampler, "__iter__"):
+            raise TypeError(f"TensorLoader: sampler must be an iterable of indices, got {type(sampler).__name__}")
         if sampler is not None and shuffle:
             raise ValueError("TensorLoader: sampler and shuffle=True exclude each other (as in DataLoader)")
         if transform is not None and not callable(transform):
             raise TypeError(f"TensorLoader: transform must be callable, got {type(transform).__name__}")
-        self.tensors = tuple(t.to(device) for t in tensors) if device is not None else tensors
+        try:
+            self.tensors = tuple(t.to(device) for t in tensors) if device is not None else tensors
+        except RuntimeError as err:                 # torch: "Expected one of cpu, cuda, ... device type"
+            raise ValueError(f"TensorLoader: device {device!r} is not a device here: {err}") from None
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.transform, self.generator, self.sampler = transform, generator, sampler
 
@@ -81,7 +95,17 @@ class TensorLoader:
     def __iter__(self):
         n = len(self.tensors[0])
         if self.sampler is not None:
-            order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+            indices = list(self.sampler)
+            try:
+                order = torch.as_tensor(indices, dtype=torch.long if not indices else None)
+            except (TypeError, ValueError, RuntimeError):      # not numbers, or too large for int64
+                order = None
+            if order is None or order.ndim != 1 or order.is_floating_point() or order.dtype == torch.bool:
+                raise ValueError(f"TensorLoader: sampler must yield integer indices, got {indices[:5]}")
+            order = order.long()
+            if len(order) and (order.min() < -n or order.max() >= n):
+                raise ValueError(f"TensorLoader: sampler yielded indices in [{int(order.min())}, {int(order.max())}] "
+                                 f"for {n} samples")
         elif self.shuffle:
             order = torch.randperm(n, generator=self.generator)
         else:

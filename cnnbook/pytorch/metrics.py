@@ -39,8 +39,10 @@ from __future__ import annotations
 import numpy as np
 
 from cnnbook.pytorch.utils import format_table
+from cnnbook.scratch import checks
 
 AVERAGES = (None, "macro", "weighted", "micro")
+MAX_CLASSES = 10_000        # a larger C is a label mistaken for a class index (C x C counts would not fit)
 
 
 def _as_labels(y, name: str, func: str) -> np.ndarray:
@@ -96,6 +98,11 @@ def _confusion(y_true, y_pred, num_classes, func: str) -> np.ndarray:
                          f"got {y_true.shape[0]} and {y_pred.shape[0]}")
     if num_classes is None:
         num_classes = int(max(y_true.max(initial=-1), y_pred.max(initial=-1))) + 1
+        if num_classes > MAX_CLASSES:
+            raise ValueError(f"{func}: the largest label is {num_classes - 1}, so the confusion matrix would have "
+                             f"{num_classes} classes; labels must be class indices 0 .. C-1 (pass num_classes=C)")
+    else:
+        _check_num_classes(num_classes, func)
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y.size and (y.min() < 0 or y.max() >= num_classes):
             raise ValueError(f"{func}: {name} holds labels outside [0, {num_classes}) "
@@ -105,13 +112,28 @@ def _confusion(y_true, y_pred, num_classes, func: str) -> np.ndarray:
     return flat.reshape(num_classes, num_classes)
 
 
+def _check_num_classes(num_classes, func: str) -> None:
+    if not checks.is_int(num_classes) or not 1 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"{func}: num_classes must be a positive int, got {num_classes!r}"
+                         + (f"; at most {MAX_CLASSES} classes fit" if checks.is_int(num_classes) else ""))
+
+
 def _check_cm(cm, func: str) -> np.ndarray:
     if hasattr(cm, "detach"):
         cm = cm.detach().cpu().numpy()
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"{func}: cm must be a square (C, C) confusion matrix, got shape {cm.shape}")
+    if not (np.issubdtype(cm.dtype, np.number) or cm.dtype == bool):
+        raise TypeError(f"{func}: cm must hold counts, got dtype {cm.dtype}")
+    if cm.size and not (np.isfinite(cm).all() and cm.min() >= 0):
+        raise ValueError(f"{func}: cm must hold finite counts >= 0, got min {cm.min()}, max {cm.max()}")
     return cm
+
+
+def _check_zero_division(zero_division, func: str) -> None:
+    if not checks.is_number(zero_division):          # NaN is allowed, as in scikit-learn
+        raise TypeError(f"{func}: zero_division must be a number (0.0, 1.0 or NaN), got {zero_division!r}")
 
 
 def _safe_divide(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.ndarray:
@@ -139,6 +161,7 @@ def _score(kind: str, tp, predicted, actual, average, zero_division: float, func
 
     ``tp``, ``predicted``, ``actual``: per class, the hits, the predictions of it, its samples.
     """
+    _check_zero_division(zero_division, func)
     fp, fn = predicted - tp, actual - tp
     num, den = {"precision": (tp, predicted), "recall": (tp, actual),
                 "f1": (2 * tp, 2 * tp + fp + fn)}[kind]
@@ -203,8 +226,7 @@ def _label_set(y_true, y_pred, labels, num_classes, func: str) -> np.ndarray:
             raise ValueError(f"{func}: labels must be distinct class indices >= 0, got {labels.tolist()}")
         return labels
     if num_classes is not None:
-        if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise ValueError(f"{func}: num_classes must be a positive int, got {num_classes!r}")
+        _check_num_classes(num_classes, func)
         return np.arange(num_classes)
     return np.union1d(_as_labels(y_true, "y_true", func), _as_labels(y_pred, "y_pred", func))
 
@@ -275,6 +297,11 @@ def classification_report(y_true, y_pred, class_names=None, num_classes=None, di
     labels that occur (scikit-learn's rule).
     """
     func = "classification_report"
+    if isinstance(class_names, str):
+        raise TypeError(f"{func}: class_names must be a sequence of names, one per class, got the string "
+                        f"{class_names!r}")
+    if not checks.is_int(digits) or digits < 0:
+        raise ValueError(f"{func}: digits must be an int >= 0, got {digits!r}")
     if labels is None and num_classes is None and class_names is not None:
         num_classes = len(class_names)
     counts = _counts(y_true, y_pred, labels, num_classes, func)

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from cnnbook.pytorch.utils import eval_mode, format_table
+from cnnbook.pytorch.utils import check_module, eval_mode, format_table
+from cnnbook.scratch import checks
 
 
 def _check_positive(func: str, **kwargs) -> None:
     for name, value in kwargs.items():
-        if not isinstance(value, int) or value < 1:
+        if not checks.is_int(value) or value < 1:
             raise ValueError(f"{func}: {name} must be a positive int, got {value!r}")
 
 
@@ -252,6 +253,9 @@ class SmallCNN(nn.Sequential):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, channels: Sequence[int] = (16, 32),
                  hidden: int = 64, batch_norm: bool = False, dropout: float = 0.0, input_size: int = 28):
         _check_positive("SmallCNN", in_channels=in_channels, num_classes=num_classes, hidden=hidden)
+        if isinstance(channels, str) or not isinstance(channels, Sequence) or not channels:
+            raise ValueError(f"SmallCNN: channels must list at least one channel count, got {channels!r}")
+        _check_positive("SmallCNN", **{f"channels[{i}]": c for i, c in enumerate(channels)})
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"SmallCNN: dropout must be in [0, 1), got {dropout}")
         layers, c, size = [], in_channels, input_size
@@ -321,6 +325,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
     ModelSummary
         ``.rows`` is a list of ``(name, type, output shape, parameter count)``; ``str()`` is the table.
     """
+    check_module(model, "summary")
     size = tuple(int(s) for s in input_size)
     if len(size) == 3:
         size = (1, *size)
@@ -356,6 +361,7 @@ def summary(model: nn.Module, input_size: Sequence[int], depth: int | None = Non
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of ``model``."""
+    check_module(model, "count_parameters")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -384,6 +390,7 @@ def init_weights(model: nn.Module, scheme: str = "kaiming_normal", nonlinearity:
     std : float, default 0.01
         Standard deviation of the "normal" scheme.
     """
+    check_module(model, "init_weights")
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"init_weights: scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
     for m in model.modules():
@@ -416,6 +423,9 @@ def activation_stds(model: nn.Module, x: torch.Tensor, layer_type: type = nn.ReL
     list of (name, float)
         In call order.
     """
+    check_module(model, "activation_stds")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"activation_stds: x must be a torch.Tensor batch, got {type(x).__name__}")
     stds, hooks = [], []
     for name, m in model.named_modules():
         if isinstance(m, layer_type):

@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from cnnbook.pytorch.metrics import _check_cm
+from cnnbook.scratch import checks
+
 
 def _plt():
     import matplotlib.pyplot as plt
@@ -33,6 +36,40 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def _numeric(values, func: str, name: str) -> np.ndarray:
+    """``values`` (array, tensor or nested lists of equal length) as a NumPy array of numbers."""
+    try:
+        v = _to_numpy(values)
+    except ValueError:                                   # ragged nested lists
+        v = None
+    if v is None or not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
+        raise TypeError(f"{func}: {name} must be an array of numbers (rows of equal length), "
+                        f"got {type(values).__name__}")
+    return v
+
+
+def _as_numbers(values, func: str, name: str, ndims=(1, 2)) -> np.ndarray:
+    """``values`` as a non-empty float array with one of ``ndims``."""
+    v = _numeric(values, func, name).astype(float)
+    if v.ndim not in ndims or v.size == 0:
+        raise ValueError(f"{func}: {name} must be a non-empty {' or '.join(f'{d}-D' for d in ndims)} array, "
+                         f"got shape {v.shape}")
+    return v
+
+
+def _check_names(func: str, name: str, values) -> None:
+    """``values`` is None or a sequence with one entry per item (a string is not a list of titles)."""
+    if values is not None and (isinstance(values, str) or not hasattr(values, "__len__")):
+        raise TypeError(f"{func}: {name} must be a sequence, one entry per item, got {type(values).__name__}")
+
+
+def _check_class_indices(func: str, name: str, labels, num_classes: int) -> None:
+    indices = np.asarray(_to_numpy(labels))
+    if indices.size and (not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0
+                         or indices.max() >= num_classes):
+        raise ValueError(f"{func}: {name} must be class indices in [0, {num_classes}), got {indices.tolist()}")
+
+
 def _figure_of(ax, figsize):
     plt = _plt()
     if ax is None:
@@ -43,7 +80,7 @@ def _figure_of(ax, figsize):
 
 def _as_image_batch(images, func: str) -> np.ndarray:
     """``(N, H, W)`` for grey images, ``(N, H, W, 3)`` for colour ones, from NCHW, NHWC or NHW."""
-    imgs = _to_numpy(images)
+    imgs = _numeric(images, func, "images")
     if imgs.ndim == 4 and imgs.shape[1] in (1, 3) and imgs.shape[-1] not in (1, 3):
         imgs = imgs.transpose(0, 2, 3, 1)  # NCHW -> NHWC for imshow
     if imgs.ndim == 4 and imgs.shape[-1] == 1:
@@ -51,6 +88,8 @@ def _as_image_batch(images, func: str) -> np.ndarray:
     if imgs.ndim not in (3, 4):
         raise ValueError(f"{func}: images must be (N, C, H, W), (N, H, W) or (N, H, W, C), "
                          f"got shape {np.shape(images)}")
+    if len(imgs) == 0:
+        raise ValueError(f"{func}: images hold no image, shape {np.shape(images)}")
     return imgs
 
 
@@ -84,9 +123,10 @@ def image_grid(images, titles: Sequence[str] | None = None, colors: Sequence[str
     imgs = _as_image_batch(images, "image_grid")
     n = len(imgs)
     for name, seq in (("titles", titles), ("colors", colors)):
+        _check_names("image_grid", name, seq)
         if seq is not None and len(seq) != n:
             raise ValueError(f"image_grid: got {len(seq)} {name} for {n} images; give one per image")
-    if not isinstance(ncols, int) or ncols < 1:
+    if not checks.is_int(ncols) or ncols < 1:
         raise ValueError(f"image_grid: ncols must be a positive int, got {ncols!r}")
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
@@ -127,6 +167,17 @@ def show_images(images, labels=None, class_names=None, predictions=None, ncols: 
     -------
     matplotlib.figure.Figure
     """
+    func = "show_images"
+    if predictions is not None and labels is None:
+        raise ValueError(f"{func}: predictions need labels to be compared with; pass labels= too")
+    n = len(_as_image_batch(images, "image_grid"))                   # the grid's own check
+    for arg, values in (("labels", labels), ("predictions", predictions)):
+        _check_names(func, arg, values)
+        if values is not None and len(values) != n:
+            raise ValueError(f"{func}: got {len(values)} {arg} for {n} images; give one per image")
+        if values is not None:
+            _check_class_indices(func, arg, values, len(class_names) if class_names is not None else np.inf)
+    _check_names(func, "class_names", class_names)
     name = (lambda k: class_names[int(k)]) if class_names is not None else (lambda k: str(int(k)))
     titles = colors = None
     if labels is not None and predictions is not None:
@@ -157,11 +208,18 @@ def show_predictions(images, labels, probs, class_names: Sequence[str], ncols: i
     matplotlib.figure.Figure
         Titles read "predicted p / true: name p"; a wrong prediction is titled in red.
     """
-    probs = _to_numpy(probs)
-    n = len(images)
+    func = "show_predictions"
+    probs = _as_numbers(probs, func, "probs", ndims=(2,))
+    _check_names(func, "labels", labels)
+    n = len(_as_image_batch(images, "image_grid"))
     if len(labels) != n or len(probs) != n:
         raise ValueError(f"show_predictions: got {n} images, {len(labels)} labels and {len(probs)} "
                          "rows of probabilities; give one of each per image")
+    _check_names(func, "class_names", class_names)
+    if class_names is None or len(class_names) != probs.shape[1]:
+        raise ValueError(f"{func}: class_names must name the {probs.shape[1]} classes of probs, got "
+                         f"{None if class_names is None else len(class_names)}")
+    _check_class_indices(func, "labels", labels, probs.shape[1])
     preds, trues = probs.argmax(1), [int(t) for t in labels]
     titles = [f"{class_names[p]} {probs[i, p]:.2f}\ntrue: {class_names[t]} {probs[i, t]:.2f}"
               for i, (p, t) in enumerate(zip(preds, trues))]
@@ -190,12 +248,19 @@ def plot_history(history, metrics: Sequence[str] = ("loss", "accuracy"), axes=No
     """
     plt = _plt()
     hist = _history_dict(history)
+    if not isinstance(hist, Mapping):
+        raise TypeError(f"plot_history: history must be a History or a dict of per-epoch lists, "
+                        f"got {type(history).__name__}")
+    if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics:
+        raise TypeError(f"plot_history: metrics must be a non-empty sequence of names, e.g. ('loss',), got {metrics!r}")
     missing = [m for m in metrics if m not in hist and f"val_{m}" not in hist]
     if missing:
         raise ValueError(f"plot_history: no {missing} in the history; it has {sorted(hist)}")
     if axes is None:
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
         axes = axes[0]
+    elif len(axes) != len(metrics):
+        raise ValueError(f"plot_history: got {len(axes)} axes for {len(metrics)} metrics; give one per metric")
     fig = axes[0].figure
     prefix = f"{label} " if label else ""
     for ax, m in zip(axes, metrics):
@@ -222,9 +287,12 @@ def plot_curves(curves: Mapping[str, object], xlabel: str = "epoch", ylabel: str
     curves : mapping label -> array of shape ``(T,)`` or ``(R, T)``
         ``R`` repeated runs (e.g. seeds) of ``T`` steps each.
     """
+    if not isinstance(curves, Mapping) or not curves:
+        raise TypeError(f"plot_curves: curves must be a non-empty dict of label -> values, got {type(curves).__name__}")
+    curves = {label: np.atleast_2d(_as_numbers(values, "plot_curves", f"curves[{label!r}]"))
+              for label, values in curves.items()}
     fig, ax = _figure_of(ax, (5.5, 3.6))
-    for label, values in curves.items():
-        v = np.atleast_2d(_to_numpy(values).astype(float))
+    for label, v in curves.items():
         x = np.arange(1, v.shape[1] + 1)
         mean = v.mean(axis=0)
         (line,) = ax.plot(x, mean, marker="o", ms=3, label=label if len(v) == 1 else f"{label} (n={len(v)})")
@@ -252,11 +320,16 @@ def plot_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "", ti
     results : mapping label -> sequence of float
         The measured values of each setting (one per seed or repetition).
     """
+    if not isinstance(results, Mapping) or not results:
+        raise TypeError(f"plot_comparison: results must be a non-empty dict of label -> values, "
+                        f"got {type(results).__name__}")
+    results = {label: _as_numbers(v, "plot_comparison", f"results[{label!r}]", ndims=(1,))
+               for label, v in results.items()}
     labels = list(results)
     fig, ax = _figure_of(ax, (1.1 * len(labels) + 2.5, 3.4))
     x = np.arange(len(labels))
     for i, label in enumerate(labels):
-        v = np.asarray(_to_numpy(results[label]), dtype=float).ravel()
+        v = results[label]
         ax.plot(np.full(len(v), x[i]) + np.linspace(-0.12, 0.12, len(v)), v, ".", color="0.6", ms=6)
         std = v.std(ddof=1) if len(v) > 1 else 0.0
         ax.errorbar(x[i], v.mean(), yerr=std, fmt="o", color=f"C{i % 10}", capsize=5, ms=7)
@@ -284,9 +357,13 @@ def plot_confusion_matrix(cm, class_names=None, normalize: str | None = None, ax
         ``"true"`` divides each row by its sum (the diagonal is then the recall),
         ``"pred"`` each column (the diagonal is then the precision).
     """
-    cm = _to_numpy(cm).astype(float)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+    cm = _to_numpy(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.size == 0:
         raise ValueError(f"plot_confusion_matrix: cm must be square (C, C), got shape {cm.shape}")
+    cm = _check_cm(cm, "plot_confusion_matrix").astype(float)
+    _check_names("plot_confusion_matrix", "class_names", class_names)
+    if class_names is not None and len(class_names) != len(cm):
+        raise ValueError(f"plot_confusion_matrix: got {len(class_names)} class_names for {len(cm)} classes")
     if normalize not in (None, "true", "pred"):
         raise ValueError(f"plot_confusion_matrix: normalize must be None, 'true' or 'pred', got {normalize!r}")
     if normalize:

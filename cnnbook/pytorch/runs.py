@@ -12,6 +12,7 @@ from torch import nn
 
 from cnnbook.pytorch.train import fit
 from cnnbook.pytorch.utils import Table, format_table, seed_everything
+from cnnbook.scratch import checks
 
 
 def fit_seeds(make_model: Callable[[], nn.Module], make_loader: Callable, make_optimizer: Callable,
@@ -35,6 +36,10 @@ def fit_seeds(make_model: Callable[[], nn.Module], make_loader: Callable, make_o
         raise TypeError(f"fit_seeds: make_model must be a function that builds a fresh model "
                         f"(e.g. lambda: LeNet()), got the model {type(make_model).__name__} itself; "
                         "each seed needs its own initial weights")
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
+        raise ValueError(f"fit_seeds: seeds must be a non-empty sequence of ints, e.g. (0, 1, 2), got {seeds!r}")
+    if not all(checks.is_int(seed) for seed in seeds):
+        raise TypeError(f"fit_seeds: seeds must be ints, got {list(seeds)!r}")
     runs = []
     for seed in tqdm(seeds, desc=desc, leave=False, disable=not progress):
         seed_everything(seed)
@@ -70,14 +75,27 @@ def summarize_runs(results, digits: int = 3) -> Table:
     if not hasattr(results, "items"):
         raise TypeError(f"summarize_runs: results must be a mapping setting -> {{measure: values}}, "
                         f"got {type(results).__name__}")
+    bad = [s for s in results if not hasattr(results[s], "items")]
+    if bad:
+        raise TypeError(f"summarize_runs: results must map each setting to a dict measure -> values, but "
+                        f"{bad[0]!r} maps to a {type(results[bad[0]]).__name__}; "
+                        "e.g. {'Adam': {'loss': [0.4, 0.5]}}")
+    if not checks.is_int(digits) or digits < 0:
+        raise ValueError(f"summarize_runs: digits must be an int >= 0, got {digits!r}")
     settings = list(results)
     measures = list(dict.fromkeys(m for s in settings for m in results[s]))
-    rows = [[s] + [_mean_std(results[s].get(m, []), digits) for m in measures] for s in settings]
+    rows = [[s] + [_mean_std(results[s].get(m, []), digits, f"{s!r}, {m!r}") for m in measures] for s in settings]
     return format_table(["setting", *measures], rows)
 
 
-def _mean_std(values, digits: int) -> str:
-    v = torch.as_tensor(list(values), dtype=torch.float64)
+def _mean_std(values, digits: int, where: str) -> str:
+    try:
+        v = torch.as_tensor(list(values), dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"summarize_runs: results[{where}] must be a sequence of numbers, got {values!r}") from None
+    if v.ndim != 1:
+        raise ValueError(f"summarize_runs: results[{where}] must be a flat sequence of numbers, got shape "
+                         f"{tuple(v.shape)}")
     if len(v) == 0:
         return "-"
     if len(v) == 1:

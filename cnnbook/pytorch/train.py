@@ -25,7 +25,7 @@ from torch import nn
 
 from cnnbook.pytorch.callbacks import Callback, FitState
 from cnnbook.pytorch.history import History, Tracker, _fmt, metric_fns
-from cnnbook.pytorch.utils import eval_mode, pick_device, seed_everything
+from cnnbook.pytorch.utils import check_module, eval_mode, pick_device, seed_everything
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -149,7 +149,7 @@ def evaluate(model: nn.Module, loader, loss_fn: Callable | None = None, metrics=
     >>> sorted(evaluate(net, [(x, y)], torch.nn.CrossEntropyLoss()))
     ['accuracy', 'loss']
     """
-    _check_module(model, "evaluate")
+    check_module(model, "evaluate")
     amp_dtype = _as_dtype(amp_dtype, "evaluate")
     tracker = Tracker(metric_fns(metrics, "evaluate"))
     for out, y in _eval_outputs(model, loader, device, amp_dtype, channels_last):
@@ -165,6 +165,9 @@ def _batches(inputs, batch_size: int):
     """A tensor is cut into batches of ``batch_size``; anything else is taken as a loader."""
     if isinstance(inputs, torch.Tensor):
         return [inputs[i:i + batch_size] for i in range(0, len(inputs), batch_size)]
+    if hasattr(inputs, "__array__") or not hasattr(inputs, "__iter__"):   # a NumPy array would be cut into rows
+        raise TypeError(f"predict: inputs must be a torch.Tensor or a loader, got {type(inputs).__name__}; "
+                        "hint: torch.as_tensor(inputs)")
     return inputs
 
 
@@ -203,7 +206,7 @@ def predict(model: nn.Module, inputs, batch_size: int = 1000, device=None, amp_d
     >>> probs.shape, bool(torch.allclose(probs.sum(1), torch.ones(5)))
     (torch.Size([5, 4]), True)
     """
-    _check_module(model, "predict")
+    check_module(model, "predict")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
     if views is not None and not callable(views):
@@ -213,7 +216,10 @@ def predict(model: nn.Module, inputs, batch_size: int = 1000, device=None, amp_d
     out = []
     with eval_mode(model), torch.inference_mode():
         for batch in _batches(inputs, batch_size):
-            x, _ = _to_device(*_split_batch(batch), device, False)
+            x, _ = _split_batch(batch)
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"predict: inputs must yield batches x or (x, y) of tensors, got {type(x).__name__}")
+            x, _ = _to_device(x, None, device, False)
             p = 0
             batch_views = views(x) if views is not None else [x]
             for v in batch_views:
@@ -229,13 +235,8 @@ def predict(model: nn.Module, inputs, batch_size: int = 1000, device=None, amp_d
 
 # ============================================================================ fit
 
-def _check_module(model, func: str) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{func}: model must be a torch.nn.Module, got {type(model).__name__}")
-
-
 def _check_fit_args(model, optimizer, loss_fn, epochs, scheduler_step, callbacks):
-    _check_module(model, "fit")
+    check_module(model, "fit")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"fit: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}; "
                         "e.g. torch.optim.SGD(model.parameters(), lr=0.1)")

@@ -25,19 +25,23 @@ import copy
 import numpy as np
 import torch
 
-from cnnbook.scratch.lenet import lenet_layers, predict
+from cnnbook.scratch import checks
+from cnnbook.scratch import nn as scratch_nn
+from cnnbook.scratch.lenet import _check_architecture, lenet_layers, predict
 
 __all__ = ["lenet_torch", "torch_state_dict", "compare_with_torch"]
 
 
 def lenet_torch(num_classes=10, batch_norm=True):
     """:func:`cnnbook.scratch.lenet.lenet` in PyTorch: the same layers, the same state_dict keys."""
+    _check_architecture("lenet_torch", num_classes, batch_norm)
     return torch.nn.Sequential(*lenet_layers(torch.nn, num_classes, batch_norm))
 
 
 def torch_state_dict(model):
     """``model.state_dict()`` of a :mod:`cnnbook.scratch.nn` model as torch tensors (copies),
     for ``torch_model.load_state_dict``."""
+    _check_scratch_model("torch_state_dict", model)
     return {key: torch.from_numpy(np.array(value)) for key, value in model.state_dict().items()}
 
 
@@ -52,9 +56,21 @@ def compare_with_torch(model, torch_model, images, batch_size=1000):
     dict
         ``same_predictions`` (bool), ``n_different``, ``max_logit_difference``, ``n``.
     """
+    fn = "compare_with_torch"
+    _check_scratch_model(fn, model)
+    if not isinstance(torch_model, torch.nn.Module):
+        raise TypeError(f"{fn}: torch_model must be a torch.nn.Module, got {type(torch_model).__name__}; "
+                        "hint: lenet_torch()")
+    checks.check_array(fn, "images", images, ndim=(4,), layout="(N, C, H, W)")
+    if len(images) == 0:
+        raise ValueError(f"{fn}: images hold no samples")
+    checks.as_int(fn, "batch_size", batch_size, 1)
     ours = copy.deepcopy(model).double()
     theirs = copy.deepcopy(torch_model).double().eval()
-    theirs.load_state_dict(torch_state_dict(ours))
+    try:
+        theirs.load_state_dict(torch_state_dict(ours))
+    except RuntimeError as err:              # torch names the missing, unexpected or misshapen keys
+        raise ValueError(f"{fn}: model's weights do not fit torch_model: {err}") from None
     images = images.astype(np.float64)
     logits = predict(ours, images, batch_size)
     with torch.no_grad():
@@ -63,3 +79,9 @@ def compare_with_torch(model, torch_model, images, batch_size=1000):
     different = int((logits.argmax(axis=1) != expected.argmax(axis=1)).sum())
     return dict(same_predictions=different == 0, n_different=different, n=len(images),
                 max_logit_difference=float(np.abs(logits - expected).max()))
+
+
+def _check_scratch_model(fn, model):
+    if not isinstance(model, scratch_nn.Module):
+        raise TypeError(f"{fn}: model must be a cnnbook.scratch.nn.Module (the NumPy network), got "
+                        f"{type(model).__name__}; hint: cnnbook.scratch.lenet.lenet()")

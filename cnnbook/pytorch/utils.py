@@ -1,6 +1,7 @@
 """Small helpers every chapter uses: seeding, choosing a device, eval mode for a block, text tables.
 
 - :func:`seed_everything`, :func:`pick_device`;
+- :func:`check_module`: the type check of every ``model`` argument in the package;
 - :func:`eval_mode`: a ``with`` block in which a model is in eval mode, restored afterwards
   (every prediction, evaluation, summary and explanation in the package goes through it);
 - :func:`format_table` and :class:`Table`: the one plain-text table printer of the package.
@@ -60,6 +61,22 @@ def pick_device(prefer: str | None = None):
         if available[name]:
             return torch.device(name)
     return torch.device("cpu")
+
+
+def check_module(model, func: str) -> None:
+    """Raise a ``TypeError`` naming ``func`` unless ``model`` is a ``torch.nn.Module``.
+
+    Examples
+    --------
+    >>> check_module("LeNet", "fit")
+    Traceback (most recent call last):
+    ...
+    TypeError: fit: model must be a torch.nn.Module, got str
+    """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{func}: model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 @contextlib.contextmanager
@@ -125,6 +142,12 @@ def format_table(header: Sequence, rows: Sequence[Sequence], align: str | None =
     LeNet   0.91
     ResNet  0.93
     """
+    _check_cells("header", header)
+    _check_cells("rows", rows)
+    for i, row in enumerate(rows):
+        _check_cells(f"row {i}", row)
+    if not isinstance(rule, bool):
+        raise TypeError(f"format_table: rule must be True or False, got {rule!r}")
     header = [str(h) for h in header]
     rows = [[str(c) for c in r] for r in rows]
     bad = [i for i, r in enumerate(rows) if len(r) != len(header)]
@@ -142,3 +165,9 @@ def format_table(header: Sequence, rows: Sequence[Sequence], align: str | None =
 
     lines = [line(header)] + (["-" * (sum(widths) + 2 * (len(widths) - 1))] if rule else [])
     return Table("\n".join(lines + [line(r) for r in rows]))
+
+
+def _check_cells(name: str, cells) -> None:
+    """A list (or tuple, or array) of cells; a string is not: "ab" would be two cells."""
+    if isinstance(cells, str) or not isinstance(cells, (Sequence, np.ndarray)):
+        raise TypeError(f"format_table: {name} must be a list of cells, got {type(cells).__name__} {cells!r}")

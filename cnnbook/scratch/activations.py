@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_array, check_grad_output, is_int
+from .checks import check_array, check_grad_output, is_int, is_number
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
            "tanh", "tanh_backward", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward"]
@@ -39,6 +39,11 @@ def relu_backward(grad_output, input):
     return np.where(input <= 0, 0, grad_output).astype(input.dtype, copy=False)
 
 
+def _check_slope(fn, negative_slope):
+    if not is_number(negative_slope):
+        raise TypeError(f"{fn}: negative_slope must be a number, got {negative_slope!r}")
+
+
 def leaky_relu(input, negative_slope=0.01):
     """``x`` for ``x > 0``, ``negative_slope * x`` otherwise.
 
@@ -46,12 +51,14 @@ def leaky_relu(input, negative_slope=0.01):
     array([-0.2,  3. ])
     """
     check_array("leaky_relu", "input", input)
+    _check_slope("leaky_relu", negative_slope)
     return np.where(input > 0, input, input * negative_slope)
 
 
 def leaky_relu_backward(grad_output, input, negative_slope=0.01):
     """Gradient of :func:`leaky_relu` (slope ``negative_slope`` at 0, as torch)."""
     check_array("leaky_relu_backward", "input", input)
+    _check_slope("leaky_relu_backward", negative_slope)
     check_grad_output("leaky_relu_backward", grad_output, input.shape, input.dtype)
     return np.where(input > 0, grad_output, grad_output * negative_slope)
 

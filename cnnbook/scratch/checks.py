@@ -60,6 +60,49 @@ def is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def check_bool(fn, name, value):
+    """Raise unless ``value`` is True or False (a string such as "no" would count as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
+
+
+def check_float_dtype(fn, dtype):
+    """Return ``dtype`` (None: float32) as a NumPy float32/float64 dtype; raise for any other."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    if dtype not in FLOATS:                       # np.float32 == np.dtype("float32") == "float32"
+        raise TypeError(f"{fn}: dtype must be np.float32 or np.float64, got {dtype!r}")
+    return np.dtype(dtype)
+
+
+def check_generator(fn, generator):
+    """Raise unless ``generator`` is None or a ``numpy.random.Generator``."""
+    if generator is not None and not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{fn}: generator must be None or a numpy.random.Generator, got {generator!r}; "
+                        "hint: np.random.default_rng(0)")
+
+
+def is_number(value):
+    """Whether ``value`` is a real Python or NumPy number (bools excluded)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_number(fn, name, value, low=0.0, high=None, high_open=False, low_open=False):
+    """Raise unless ``value`` is a number with ``low <= value`` (``<`` with ``low_open``) and,
+    if ``high`` is given, ``value <= high`` (``<`` with ``high_open``); NaN is always refused."""
+    ok = is_number(value) and (value > low if low_open else value >= low)
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:                              # "a number >= 0.0 and < 1.0", "a finite number > 0.0"
+        bounds = []
+        if low != -np.inf:
+            bounds.append(f"{'>' if low_open else '>='} {low}")
+        if high is not None and high != np.inf:
+            bounds.append(f"{'<' if high_open else '<='} {high}")
+        kind = "a finite number" if high == np.inf else "a number"
+        raise ValueError(f"{fn}: {name} must be {kind} {' and '.join(bounds)}".rstrip() + f", got {value!r}")
+
+
 def as_int(fn, name, value, minimum):
     """Return ``value`` as an int >= ``minimum``."""
     if not is_int(value):

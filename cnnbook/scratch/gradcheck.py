@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
+from .module import Module
 
 __all__ = ["GradcheckError", "numerical_gradient", "relative_error", "gradcheck", "gradcheck_module"]
 
@@ -34,12 +35,40 @@ class GradcheckError(RuntimeError):
 
 
 def _check_inputs(fn, inputs):
+    if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"{fn}: inputs must be a list or tuple of arrays, got {type(inputs).__name__}; "
+                        "hint: wrap a single input as [x]")
+    if not inputs:
+        raise ValueError(f"{fn}: inputs must hold at least one array to check, got an empty {type(inputs).__name__}")
     for i, x in enumerate(inputs):
         checks.check_array(fn, f"inputs[{i}]", x)
         if x.dtype != np.float64:
             raise TypeError(f"{fn}: inputs[{i}] must be float64 for a meaningful check, got {x.dtype}; "
                             "hint: x.astype(np.float64) (and model.double() for a module)")
         checks.check_finite(fn, f"inputs[{i}]", x)
+
+
+def _check_settings(fn, functions, eps, tol=0.0, atol=0.0):
+    """The functions must be callable; the step ``eps`` > 0, the tolerances >= 0."""
+    for name, f in functions.items():
+        if not callable(f):
+            raise TypeError(f"{fn}: {name} must be a function, got {type(f).__name__}")
+    checks.check_number(fn, "eps", eps, low_open=True)
+    checks.check_number(fn, "tol", tol)
+    checks.check_number(fn, "atol", atol)
+
+
+def _as_grad_output(fn, grad_output, out_shape):
+    """``grad_output`` as a float64 array that weights f's outputs one to one (same shape, finite)."""
+    try:
+        array = np.asarray(grad_output, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: grad_output must be an array of numbers, got {type(grad_output).__name__}") from None
+    if array.shape != tuple(out_shape):
+        raise ValueError(f"{fn}: grad_output must have the output's shape {tuple(out_shape)}, "
+                         f"got {array.shape}")
+    checks.check_finite(fn, "grad_output", array)
+    return array
 
 
 def numerical_gradient(f, x, grad_output=None, eps=1e-6):
@@ -68,6 +97,9 @@ def numerical_gradient(f, x, grad_output=None, eps=1e-6):
     array([ 2., -6.])
     """
     _check_inputs("numerical_gradient", [x])
+    _check_settings("numerical_gradient", {"f": f}, eps)
+    if grad_output is not None:
+        grad_output = _as_grad_output("numerical_gradient", grad_output, np.shape(f(x)))
 
     def loss():
         out = np.asarray(f(x))
@@ -94,7 +126,13 @@ def relative_error(a, b):
     >>> relative_error(np.array([1.0]), np.array([-1.0]))
     1.0
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    try:
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"relative_error: a and b must be arrays of numbers, got {type(a).__name__} "
+                        f"and {type(b).__name__}") from None
+    if a.shape != b.shape:
+        raise ValueError(f"relative_error: a and b must have the same shape, got {a.shape} and {b.shape}")
     scale = np.linalg.norm(a) + np.linalg.norm(b)
     with np.errstate(invalid="ignore"):                     # NaN or inf in a gradient: NaN, which fails
         return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
@@ -127,11 +165,13 @@ def gradcheck(f, inputs, backward, grad_output=None, eps=1e-6, tol=1e-6, atol=1e
     list of float
         The relative error of each input's gradient (NaN where ``backward`` gave None).
     """
-    inputs = list(inputs)
     _check_inputs("gradcheck", inputs)
+    _check_settings("gradcheck", {"f": f, "backward": backward}, eps, tol, atol)
+    inputs = list(inputs)
     out = np.asarray(f(*inputs))
     if grad_output is None:
         grad_output = np.random.default_rng(0).standard_normal(out.shape)
+    grad_output = _as_grad_output("gradcheck", grad_output, out.shape)
     analytic = backward(grad_output, *inputs)
     analytic = list(analytic) if isinstance(analytic, (tuple, list)) else [analytic]
     if len(analytic) != len(inputs):
@@ -183,13 +223,30 @@ def gradcheck_module(module, input, grad_output=None, eps=1e-6, tol=1e-6, atol=1
     >>> sorted(errors), max(errors.values()) < 1e-8
     (['0.bias', '0.weight', '2.bias', '2.weight', 'input'], True)
     """
+    if not isinstance(module, Module):
+        raise TypeError(f"gradcheck_module: module must be a cnnbook.scratch.nn.Module, got "
+                        f"{type(module).__name__}; hint: a torch model has torch.autograd.gradcheck")
+    _check_settings("gradcheck_module", {}, eps, tol, atol)
     params = dict(module.named_parameters())
     _check_inputs("gradcheck_module", [input] + [p.data for p in params.values()])
     buffers = {name: b.copy() for name, b in module.named_buffers() if b is not None}
     saved_grads = {name: p.grad for name, p in params.items()}
+    try:                        # whatever happens, the module's state comes back
+        errors, failed = _module_errors(module, params, input, grad_output, eps, tol, atol)
+    finally:
+        for name, p in params.items():
+            p.grad = saved_grads[name]
+        module.load_state_dict({**module.state_dict(), **buffers})
+    _report(failed, tol, raise_exception)
+    return errors
+
+
+def _module_errors(module, params, input, grad_output, eps, tol, atol):
+    """The relative error of the input's and every parameter's gradient, and the failures."""
     out = module(input)
     if grad_output is None:
         grad_output = np.random.default_rng(0).standard_normal(np.shape(out))
+    grad_output = _as_grad_output("gradcheck_module", grad_output, np.shape(out))
     for p in params.values():
         p.grad = None
     analytic = {"input": module.backward(grad_output)}
@@ -205,8 +262,4 @@ def gradcheck_module(module, input, grad_output=None, eps=1e-6, tol=1e-6, atol=1
         errors[name] = relative_error(analytic[name], numeric)
         if not _passes(errors[name], analytic[name], numeric, tol, atol):
             failed.append(f"{name}: relative error {errors[name]:.3g}")
-    for name, p in params.items():
-        p.grad = saved_grads[name]
-    module.load_state_dict({**module.state_dict(), **buffers})
-    _report(failed, tol, raise_exception)
-    return errors
+    return errors, failed

@@ -85,7 +85,9 @@ class Conv2d(Module):
         self.stride, self.dilation = checks.as_pair(fn, "stride", stride, 1), checks.as_pair(fn, "dilation", dilation, 1)
         self.padding = padding if isinstance(padding, str) else checks.as_pair(fn, "padding", padding, 0)
         conv_padding(fn, self.padding, self.kernel_size, self.stride, self.dilation)
-        dtype = np.dtype(dtype or np.float32)
+        checks.check_bool(fn, "bias", bias)
+        checks.check_generator(fn, generator)
+        dtype = checks.check_float_dtype(fn, dtype)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1 / math.sqrt(fan_in)                    # kaiming_uniform_(a=sqrt(5)), as torch
         self.weight = Parameter(uniform_init(generator, bound, (out_channels, in_channels // groups) + self.kernel_size, dtype))
@@ -134,7 +136,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = checks.as_int("Linear", "in_features", in_features, 1)
         self.out_features = checks.as_int("Linear", "out_features", out_features, 1)
-        dtype = np.dtype(dtype or np.float32)
+        checks.check_bool("Linear", "bias", bias)
+        checks.check_generator("Linear", generator)
+        dtype = checks.check_float_dtype("Linear", dtype)
         bound = 1 / math.sqrt(in_features)
         self.weight = Parameter(uniform_init(generator, bound, (out_features, in_features), dtype))
         self.bias = Parameter(uniform_init(generator, bound, (out_features,), dtype)) if bias else None
@@ -164,10 +168,16 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
                  *, bias=True):
         super().__init__()
-        self.num_features = checks.as_int(type(self).__name__, "num_features", num_features, 1)
+        fn = type(self).__name__
+        self.num_features = checks.as_int(fn, "num_features", num_features, 1)
+        checks.check_number(fn, "eps", eps)
+        if momentum is not None:                       # None: a cumulative average
+            checks.check_number(fn, "momentum", momentum, high=1.0)
+        for name, flag in (("affine", affine), ("track_running_stats", track_running_stats), ("bias", bias)):
+            checks.check_bool(fn, name, flag)
         self.eps, self.momentum, self.affine = eps, momentum, affine
         self.track_running_stats = track_running_stats
-        dtype = np.dtype(dtype or np.float32)
+        dtype = checks.check_float_dtype(fn, dtype)
         self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
         self.bias = Parameter(np.zeros(num_features, dtype)) if affine and bias else None
         for name, value in (("running_mean", np.zeros(num_features, dtype)),
@@ -357,11 +367,15 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = checks.as_int("Flatten", "start_dim", start_dim, -32)
+        self.end_dim = checks.as_int("Flatten", "end_dim", end_dim, -32)
 
     def forward(self, input):
         if not isinstance(input, np.ndarray):
             checks.check_array("Flatten", "input", input)
+        for name, dim in (("start_dim", self.start_dim), ("end_dim", self.end_dim)):
+            if not -max(input.ndim, 1) <= dim < max(input.ndim, 1):
+                raise ValueError(f"Flatten: {name}={dim} is out of range for input of shape {input.shape}")
         start, end = self.start_dim % max(input.ndim, 1), self.end_dim % max(input.ndim, 1)
         if start > end:
             raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} "

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nn, optim
+from . import checks, nn, optim
 
 __all__ = ["load_fashion_mnist", "lenet", "lenet_layers", "train_scratch", "predict"]
 
@@ -63,6 +63,33 @@ def load_fashion_mnist(root=None):
     return tuple(splits)
 
 
+# ---------------------------------------------------------------- argument checks
+def _check_architecture(fn, num_classes, batch_norm):
+    checks.as_int(fn, "num_classes", num_classes, 1)
+    if not isinstance(batch_norm, bool):
+        raise TypeError(f"{fn}: batch_norm must be True or False, got {batch_norm!r}")
+
+
+def _check_model(fn, model):
+    if not isinstance(model, nn.Module):
+        hint = ("; hint: this is a torch model, use cnnbook.pytorch.train" if type(model).__module__.startswith("torch")
+                else "; hint: build one with lenet()")
+        raise TypeError(f"{fn}: model must be a cnnbook.scratch.nn.Module, got {type(model).__name__}{hint}")
+
+
+def _check_data(fn, images, labels, names=("images", "labels")):
+    """Images (N, C, H, W) float32/float64 and N integer class indices."""
+    checks.check_array(fn, names[0], images, ndim=(4,), layout="(N, C, H, W)")
+    if not isinstance(labels, np.ndarray) or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{fn}: {names[1]} must be a 1-D NumPy array of integer class indices, got "
+                        f"{type(labels).__name__} {getattr(labels, 'dtype', '')} of shape {np.shape(labels)}")
+    if len(labels) != len(images):
+        raise ValueError(f"{fn}: got {len(images)} {names[0]} but {len(labels)} {names[1]}; give one label per image")
+    if len(images) == 0:
+        raise ValueError(f"{fn}: {names[0]} hold no samples")
+
+
+# ---------------------------------------------------------------- the network
 def lenet_layers(nn, num_classes=10, batch_norm=True, layer_kwargs=None, norm_kwargs=None):
     """LeNet-5's layers for 28x28 inputs, with ReLU, max pooling and (optionally) batch norm.
 
@@ -71,6 +98,12 @@ def lenet_layers(nn, num_classes=10, batch_norm=True, layer_kwargs=None, norm_kw
     layers in the same order, hence the same ``state_dict`` keys. ``layer_kwargs`` go to
     every Conv2d and Linear, ``norm_kwargs`` to every BatchNorm2d.
     """
+    missing = [name for name in ("Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Flatten", "Linear")
+               if not hasattr(nn, name)]
+    if missing:
+        raise TypeError(f"lenet_layers: nn must be a namespace of layers such as cnnbook.scratch.nn or "
+                        f"torch.nn, got {type(nn).__name__} without {missing}")
+    _check_architecture("lenet_layers", num_classes, batch_norm)
     kw, norm_kw = layer_kwargs or {}, norm_kwargs or {}
     norm = (lambda c: [nn.BatchNorm2d(c, **norm_kw)]) if batch_norm else (lambda c: [])
     return [nn.Conv2d(1, 6, 5, padding=2, **kw), *norm(6), nn.ReLU(), nn.MaxPool2d(2),   # (N, 6, 14, 14)
@@ -98,6 +131,9 @@ def lenet(num_classes=10, batch_norm=True, generator=None, dtype=np.float32):
     -----
     input (N, 1, 28, 28) -> logits (N, num_classes).
     """
+    _check_architecture("lenet", num_classes, batch_norm)
+    checks.check_generator("lenet", generator)
+    checks.check_float_dtype("lenet", dtype)
     return nn.Sequential(*lenet_layers(nn, num_classes, batch_norm, dict(generator=generator, dtype=dtype),
                                        dict(dtype=dtype)))
 
@@ -125,10 +161,14 @@ def _batches(n, batch_size, rng):
 def predict(model, images, batch_size=1000):
     """Logits (N, num_classes) of ``model`` in evaluation mode, batch by batch, saving nothing
     for backward; ``predict(...).argmax(axis=1)`` are the predicted classes."""
+    _check_model("predict", model)
+    checks.check_array("predict", "images", images, ndim=(4,), layout="(N, C, H, W)")
+    checks.as_int("predict", "batch_size", batch_size, 1)
+    starts = range(0, len(images), batch_size) if len(images) else [0]   # no images: one empty batch, (0, C)
     was_training = model.training
     model.eval()
     with nn.no_grad():
-        logits = np.concatenate([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+        logits = np.concatenate([model(images[i:i + batch_size]) for i in starts])
     model.train(was_training)
     return logits
 
@@ -173,6 +213,8 @@ def train_scratch(model, images, labels, *, epochs=1, batch_size=128, lr=3e-3, s
     """
     from tqdm.auto import tqdm
 
+    _check_training_args(model, images, labels, epochs, batch_size, lr, subset, test, optimizer, generator,
+                         blas_threads)
     rng = generator if generator is not None else np.random.default_rng(0)
     if subset is not None:
         keep = rng.choice(len(images), size=subset, replace=False)
@@ -207,3 +249,25 @@ def train_scratch(model, images, labels, *, epochs=1, batch_size=128, lr=3e-3, s
                 history["test_accuracy"].append(float((predicted == test[1]).mean()))
     history["seconds"] = float(sum(history["epoch_seconds"]))
     return history
+
+
+def _check_training_args(model, images, labels, epochs, batch_size, lr, subset, test, optimizer, generator,
+                         blas_threads):
+    fn = "train_scratch"
+    _check_model(fn, model)
+    _check_data(fn, images, labels)
+    checks.as_int(fn, "epochs", epochs, 1)
+    checks.as_int(fn, "batch_size", batch_size, 1)
+    checks.check_number(fn, "lr", lr)
+    if subset is not None and checks.as_int(fn, "subset", subset, 1) > len(images):
+        raise ValueError(f"{fn}: subset must be at most the number of images, {len(images)}, got {subset}")
+    if test is not None:
+        if not (isinstance(test, (tuple, list)) and len(test) == 2):
+            raise TypeError(f"{fn}: test must be None or a pair (images, labels), got {type(test).__name__}")
+        _check_data(fn, *test, names=("test[0] (images)", "test[1] (labels)"))
+    if optimizer is not None and not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(f"{fn}: optimizer must be None or a cnnbook.scratch.optim.Optimizer, got "
+                        f"{type(optimizer).__name__}")
+    checks.check_generator(fn, generator)
+    if blas_threads is not None:
+        checks.as_int(fn, "blas_threads", blas_threads, 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_array, check_dropout_p, check_grad_output, check_same_dtype
+from .checks import check_array, check_bool, check_dropout_p, check_grad_output, check_same_dtype
 
 __all__ = ["linear", "linear_backward", "dropout", "dropout_backward"]
 
@@ -102,6 +102,7 @@ def dropout(input, p=0.5, training=True, inplace=False, *, generator=None, retur
     """
     check_array("dropout", "input", input)
     check_dropout_p("dropout", p)
+    check_bool("dropout", "training", training)
     if not training or p == 0:
         return (input, np.ones(input.shape, dtype=bool)) if return_mask else input
     rng = np.random if generator is None else generator
@@ -115,6 +116,7 @@ def dropout_backward(grad_output, mask, p=0.5, training=True):
     """Gradient of :func:`dropout`: ``grad_output * mask / (1 - p)`` (unchanged when not training)."""
     check_array("dropout_backward", "grad_output", grad_output)
     check_dropout_p("dropout_backward", p)
+    check_bool("dropout_backward", "training", training)
     if not training or p == 0:
         return grad_output
     if not isinstance(mask, np.ndarray) or mask.shape != grad_output.shape:

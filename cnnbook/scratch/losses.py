@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import log_softmax, softmax
-from .checks import check_array, check_finite, check_reduction, check_same_dtype, check_smoothing
+from .checks import check_array, check_finite, check_reduction, check_same_dtype, check_smoothing, is_int
 
 __all__ = ["mse_loss", "mse_loss_backward", "nll_loss", "nll_loss_backward", "cross_entropy",
            "cross_entropy_backward"]
@@ -84,6 +84,9 @@ def _class_setup(fn, input, target, weight, ignore_index, reduction):
         raise ValueError(f"{fn}: target must have shape {want} (one class index per sample) for input "
                          f"{input.shape}, got {target.shape}")
     check_reduction(fn, reduction)
+    if not is_int(ignore_index):
+        raise TypeError(f"{fn}: ignore_index must be an int (a class index never used, e.g. -100), "
+                        f"got {ignore_index!r}")
     c = input.shape[1] if input.ndim > 1 else input.shape[0]
     bad = (target != ignore_index) & ((target < 0) | (target >= c))
     if bad.any():

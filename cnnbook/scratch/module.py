@@ -23,6 +23,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from . import checks
+
 __all__ = ["Parameter", "Module", "no_grad", "save_for_backward", "saved_for_backward", "accumulate_grad",
            "uniform_init", "IncompatibleKeys"]
 
@@ -191,6 +193,7 @@ class Module:
     # -- modes and gradients --------------------------------------------------------
     def train(self, mode=True):
         """Set training mode (dropout active, batch norm uses and updates batch statistics)."""
+        checks.check_bool(f"{type(self).__name__}.train", "mode", mode)
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import checks
 from .checks import check_array, check_finite, check_grad_output, check_same_dtype
 
 __all__ = ["batch_norm", "batch_norm_backward", "batch_norm_forward"]
@@ -118,6 +119,9 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
         call's normalised input and inverse standard deviation (None where ``weight`` or
         ``bias`` is None).
     """
+    checks.check_bool(name, "training", training)
+    checks.check_number(name, "momentum", momentum, high=1.0)
+    checks.check_number(name, "eps", eps)
     axes, shape = _bn_setup(name, input, running_mean, running_var, weight, bias, training)
     if training:
         check_finite(name, "input", input)

@@ -36,16 +36,6 @@ from .nn import Module, Parameter
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
 
-def _check_number(name, arg, value, low=0.0, high=None, high_open=False):
-    """Raise unless ``low <= value`` (and ``value < high`` or ``<= high``)."""
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) and value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        upper = "" if high is None else f" and {'<' if high_open else '<='} {high}"
-        raise ValueError(f"{name}: {arg} must be a number >= {low}{upper}, got {value!r}")
-
-
 class Optimizer:
     """Base class: parameter groups, per-parameter state, ``zero_grad``, ``step`` and the state dict.
 
@@ -227,7 +217,8 @@ class SGD(Optimizer):
 
     def _check_hyperparameters(self, fn, group):
         for arg in ("lr", "momentum", "dampening", "weight_decay"):
-            _check_number(fn, arg, group[arg])
+            checks.check_number(fn, arg, group[arg])
+        checks.check_bool(fn, "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"{fn}: nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
@@ -272,12 +263,13 @@ class Adam(Optimizer):
 
     def _check_hyperparameters(self, fn, group):
         for arg in ("lr", "eps", "weight_decay"):
-            _check_number(fn, arg, group[arg])
+            checks.check_number(fn, arg, group[arg])
+        checks.check_bool(fn, "amsgrad", group["amsgrad"])
         betas = group["betas"]
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"{fn}: betas must be a pair of floats in [0, 1), got {betas!r}")
         for i, beta in enumerate(betas):
-            _check_number(fn, f"betas[{i}]", beta, 0.0, 1.0, high_open=True)
+            checks.check_number(fn, f"betas[{i}]", beta, 0.0, 1.0, high_open=True)
 
     def _update(self, param, grad, state, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -338,8 +330,10 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered))
 
     def _check_hyperparameters(self, fn, group):
-        for arg in ("lr", "alpha", "eps", "weight_decay", "momentum"):
-            _check_number(fn, arg, group[arg])
+        for arg in ("lr", "eps", "weight_decay", "momentum"):
+            checks.check_number(fn, arg, group[arg])
+        checks.check_number(fn, "alpha", group["alpha"], high=1.0)   # alpha > 1 drives the square average negative
+        checks.check_bool(fn, "centered", group["centered"])
 
     def _update(self, param, grad, state, group):
         alpha, momentum = group["alpha"], group["momentum"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import as_pair, check_array, check_grad_output, is_int, output_size, pad, tap
+from .checks import as_pair, check_array, check_bool, check_grad_output, is_int, output_size, pad, tap
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "max_pool2d_loop", "avg_pool2d", "avg_pool2d_backward",
            "avg_pool2d_loop"]
@@ -32,6 +32,7 @@ def _pool_setup(fn, input, kernel_size, stride, padding, dilation, ceil_mode):
     the last window of ``ceil_mode`` fits.
     """
     check_array(fn, "input", input, (4,), "(N, C, H, W)")
+    check_bool(fn, "ceil_mode", ceil_mode)
     kernel = as_pair(fn, "kernel_size", kernel_size, 1)
     no_stride = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
     stride = kernel if no_stride else as_pair(fn, "stride", stride, 1)

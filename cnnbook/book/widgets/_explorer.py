@@ -8,10 +8,29 @@ The pictures themselves are drawn by :mod:`cnnbook.book.widgets._pictures`.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import ipywidgets as widgets
 import numpy as np
 import traitlets
+
+from cnnbook.scratch import checks
+
+
+def _check_sequence(fn, name, values):
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+        raise TypeError(f"{fn}: {name} must be a non-empty tuple of numbers, got {values!r}")
+
+
+def _check_options(fn, name, values, low, high=np.inf, low_open=False, high_open=True):
+    """The values a preset control offers: a non-empty sequence of distinct finite numbers in range."""
+    _check_sequence(fn, name, values)
+    for i, v in enumerate(values):
+        checks.check_number(fn, f"{name}[{i}]", v, low, high, high_open=high_open, low_open=low_open)
+    labels = [f"{v:g}" for v in values]            # what the control shows
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{fn}: {name} must be distinct, got {list(values)}")
+
 
 def _container_class():
     """``Stack`` (ipywidgets 8); ``Tab`` where there is none (ipywidgets 7.7, as on Colab)."""
@@ -201,6 +220,11 @@ class Explorer(widgets.VBox):
         import matplotlib.pyplot as plt
         from PIL import Image
 
+        name = f"{type(self).__name__}.figure"
+        if not isinstance(keys, (list, tuple)) or not keys:
+            raise TypeError(f"{name}: keys must be a non-empty list of keys of frames, e.g. "
+                            f"[{next(iter(self.images))}], got {keys!r}")
+        checks.as_int(name, "ncols", ncols, 1)
         missing = [k for k in keys if k not in self.images]
         if missing:
             raise ValueError(f"{type(self).__name__}.figure: no precomputed picture for keys {missing}; "

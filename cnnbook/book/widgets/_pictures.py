@@ -109,16 +109,22 @@ def _png(image) -> bytes:
     return buffer.getvalue()
 
 
-def _as_image(array, fn) -> np.ndarray:
+def _as_image(array, fn, name="each of images") -> np.ndarray:
     """A grey image as a float ``(H, W)`` array (accepts ``(1, H, W)`` and tensors)."""
     if hasattr(array, "detach"):
         array = array.detach().cpu().numpy()
-    a = np.asarray(array, dtype=np.float64)
+    try:
+        a = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: {name} must be an array of numbers, got {type(array).__name__}") from None
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
-    if a.ndim != 2:
-        raise ValueError(f"{fn}: each of images must be a grey image of shape (H, W) or (1, H, W), "
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"{fn}: {name} must be a grey image of shape (H, W) or (1, H, W), "
                          f"got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{fn}: {name} must hold finite numbers, got {np.count_nonzero(~np.isfinite(a))} "
+                         "NaN or infinite pixel(s)")
     return a
 
 

@@ -4,13 +4,15 @@ tangent at a point.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ipywidgets as widgets
 import numpy as np
 
-from cnnbook.book.widgets._explorer import Explorer
+from cnnbook.book.widgets._explorer import Explorer, _check_options
 from cnnbook.book.widgets._pictures import _Canvas
+from cnnbook.scratch import checks
 
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
@@ -27,7 +29,12 @@ def activation_and_derivative(name, x, negative_slope=0.1):
     """
     from cnnbook.scratch import functional as F
 
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        if isinstance(x, str):                    # NumPy would read "1" as 1.0
+            raise TypeError
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"activation_and_derivative: x must be an array of numbers, got {type(x).__name__}") from None
     ones = np.ones_like(x)
     if name == "sigmoid":
         y = F.sigmoid(x)
@@ -40,7 +47,7 @@ def activation_and_derivative(name, x, negative_slope=0.1):
     if name == "leaky_relu":
         return (F.leaky_relu(x, negative_slope),
                 F.leaky_relu_backward(ones, x, negative_slope))
-    raise ValueError(f"activation_explorer: unknown activation {name!r}; choose from {ACTIVATIONS}")
+    raise ValueError(f"activation_and_derivative: unknown activation {name!r}; choose from {ACTIVATIONS}")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class ActivationFrame:
 
 
 def activation_frame(name, x0, negative_slope=0.1, x=None) -> ActivationFrame:
+    if not checks.is_number(x0):
+        raise TypeError(f"activation_frame: x0 must be a number, got {x0!r}")
     x = np.linspace(-6, 6, 241) if x is None else x
     y, dy = activation_and_derivative(name, x, negative_slope)
     (y0,), (dy0,) = activation_and_derivative(name, np.array([float(x0)]), negative_slope)
@@ -83,7 +92,8 @@ class ActivationExplorer(Explorer):
                                           style={"button_width": "auto"}),
                     widgets.SelectionSlider(options=[f"{p:g}" for p in points], value=f"{points[len(points) // 2]:g}",
                                             description="x₀")]
-        slope = widgets.FloatSlider(value=negative_slope, min=0.0, max=0.5, step=0.01,
+        slope = widgets.FloatSlider(value=negative_slope, min=min(0.0, negative_slope), max=max(0.5, negative_slope),
+                                    step=0.01,
                                     description="leaky_relu negative_slope",
                                     style={"description_width": "initial"}, layout=widgets.Layout(width="420px"))
         super().__init__(controls, [list(names), list(points)], {"negative_slope": slope})
@@ -130,7 +140,13 @@ def activation_explorer(names=ACTIVATIONS, points=(-4, -3, -2, -1, 0, 1, 2, 3, 4
     ActivationExplorer
         Preset controls: function, x₀. Live control: leaky ReLU's negative_slope.
     """
+    fn = "activation_explorer"
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+        raise TypeError(f"{fn}: names must be a non-empty tuple of activation names, e.g. ('relu',), got {names!r}")
     unknown = [n for n in names if n not in ACTIVATIONS]
     if unknown:
-        raise ValueError(f"activation_explorer: unknown activations {unknown}; choose from {ACTIVATIONS}")
+        raise ValueError(f"{fn}: unknown activations {unknown} in names; choose from {ACTIVATIONS}")
+    _check_options(fn, "points", points, low=-np.inf, low_open=True)
+    checks.check_number(fn, "negative_slope", negative_slope, -np.inf, np.inf, high_open=True, low_open=True)
     return ActivationExplorer(tuple(names), tuple(float(p) for p in points), float(negative_slope))
+

@@ -13,6 +13,7 @@ import numpy as np
 from cnnbook.book.widgets._explorer import Explorer
 from cnnbook.book.widgets._pictures import (_font, _images_dict, _number_grid, _panel, _png, _row,
                                             _signed_limits, _text_width)
+from cnnbook.scratch import checks
 
 
 CLASSIC_KERNELS = {
@@ -107,11 +108,21 @@ def kernel_explorer(images=None, kernels=None) -> KernelExplorer:
     [(0, 0), (0, 1)]
     """
     images = _images_dict(images, "kernel_explorer")
-    kernels = {str(k): np.asarray(v, dtype=np.float64) for k, v in (kernels or CLASSIC_KERNELS).items()}
+    kernels = CLASSIC_KERNELS if kernels is None else kernels
+    if not isinstance(kernels, dict) or not kernels:
+        raise TypeError(f"kernel_explorer: kernels must be a non-empty dict of name -> 3x3 array, "
+                        f"got {type(kernels).__name__}")
+    arrays = {}
     for name, k in kernels.items():
-        if k.shape != (3, 3):
-            raise ValueError(f"kernel_explorer: kernel {name!r} must be 3x3, got shape {k.shape}")
-    return KernelExplorer(images, kernels)
+        try:
+            arrays[str(name)] = np.asarray(k, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"kernel_explorer: kernel {name!r} must be a 3x3 array of numbers, got {k!r}") from None
+        if arrays[str(name)].shape != (3, 3):
+            raise ValueError(f"kernel_explorer: kernel {name!r} must be 3x3, got shape {arrays[str(name)].shape}")
+        if not np.isfinite(arrays[str(name)]).all():
+            raise ValueError(f"kernel_explorer: kernel {name!r} must hold finite numbers, got {k!r}")
+    return KernelExplorer(images, arrays)
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,10 @@ class ConvSetting:
     padding: int = 0
     stride: int = 1
     dilation: int = 1
+
+    def __post_init__(self):
+        for name, minimum in (("input_size", 1), ("kernel_size", 1), ("padding", 0), ("stride", 1), ("dilation", 1)):
+            checks.as_int("ConvSetting", name, getattr(self, name), minimum)
 
     @property
     def output_size(self) -> int:
@@ -174,6 +189,9 @@ def conv_frame(setting: ConvSetting, step: int) -> ConvFrame:
     """
     from cnnbook.scratch import functional as F
 
+    if not isinstance(setting, ConvSetting):
+        raise TypeError(f"conv_frame: setting must be a ConvSetting, got {type(setting).__name__}")
+    checks.as_int("conv_frame", "step", step, 0)
     n = setting.output_size
     if n < 1:
         raise ValueError(f"conv_arithmetic: {setting.label()} gives output size {n}; "
@@ -325,7 +343,12 @@ def conv_arithmetic(presets=CONV_PRESETS) -> ConvArithmetic:
         input_size, kernel_size, padding, stride, dilation (the position slider then covers all
         ``H_out**2`` positions).
     """
+    if isinstance(presets, ConvSetting) or not hasattr(presets, "__iter__"):
+        raise TypeError(f"conv_arithmetic: presets must be a sequence of ConvSetting objects, "
+                        f"got {type(presets).__name__}")
     presets = tuple(presets)
+    if not presets:
+        raise ValueError("conv_arithmetic: presets must hold at least one ConvSetting, got none")
     for s in presets:
         if not isinstance(s, ConvSetting):
             raise TypeError(f"conv_arithmetic: presets must be ConvSetting objects, got {type(s).__name__}")

@@ -10,6 +10,7 @@ import numpy as np
 
 from cnnbook.book.widgets._explorer import Explorer
 from cnnbook.book.widgets._pictures import _panel, _png, _row, _signed_limits
+from cnnbook.scratch import checks
 
 
 @dataclass(frozen=True)
@@ -28,29 +29,63 @@ def feature_maps(model, image, layers):
 
     The model runs in eval mode under ``torch.no_grad()``; its training flag is restored.
     """
-    import torch
+    return _feature_maps("feature_maps", model, image, layers)
 
-    from cnnbook.pytorch.utils import eval_mode
 
+def _check_layers(fn, model, layers):
+    """``model`` is a torch module and ``layers`` a non-empty list of the names of its submodules."""
+    from cnnbook.pytorch.utils import check_module
+
+    check_module(model, fn)
+    if isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers:
+        raise TypeError(f"{fn}: layers must be a non-empty list of layer names, e.g. ['0', '2'], got {layers!r}")
     modules = dict(model.named_modules())
     missing = [name for name in layers if name not in modules]
     if missing:
         names = [n for n in modules if n]
-        raise ValueError(f"feature_map_browser: no layer named {missing} in the model; its layers are {names}")
+        raise ValueError(f"{fn}: no layer named {missing} in the model; its layers are {names}")
+    return modules
+
+
+def _feature_maps(fn, model, image, layers):
+    import torch
+
+    from cnnbook.pytorch.utils import eval_mode
+
+    modules = _check_layers(fn, model, layers)
+    x = _as_batch(fn, image)
+    param = next(model.parameters(), None)
+    x = x.to(param.device) if param is not None else x
     outputs, hooks = {}, []
     for name in layers:
         hooks.append(modules[name].register_forward_hook(
             lambda mod, args, out, name=name: outputs.__setitem__(name, out.detach())))
     try:
-        param = next(model.parameters(), None)
-        x = torch.as_tensor(image, dtype=torch.float32)
-        x = x.to(param.device) if param is not None else x
         with eval_mode(model), torch.no_grad():
-            model(x[None] if x.ndim == 3 else x)
+            model(x)
+    except RuntimeError as err:                      # torch says what does not fit, e.g. the channels
+        raise ValueError(f"{fn}: the model cannot run on an image of shape {tuple(x.shape)}: {err}") from None
     finally:
         for h in hooks:
             h.remove()
     return {name: outputs[name][0].float().cpu().numpy() for name in layers}
+
+
+def _as_batch(fn, image):
+    """``image`` ``(C, H, W)`` or ``(N, C, H, W)`` as a float32 batch tensor with N >= 1."""
+    import torch
+
+    try:
+        x = torch.as_tensor(image.detach().cpu() if hasattr(image, "detach") else np.asarray(image),
+                            dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{fn}: image must be an array or tensor of numbers, got {type(image).__name__}") from None
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or len(x) == 0:
+        raise ValueError(f"{fn}: image must be (C, H, W) or (N, C, H, W), got shape {tuple(x.shape)}"
+                         + ("; the batch holds no image" if x.ndim == 4 else ""))
+    return x
 
 
 class FeatureMapBrowser(Explorer):
@@ -59,7 +94,7 @@ class FeatureMapBrowser(Explorer):
 
     def __init__(self, model, images, layers, channels):
         self.model, self.image_batch, self.layer_names = model, images, list(layers)
-        self.maps = feature_maps(model, images[0], layers)
+        self.maps = _feature_maps("feature_map_browser", model, images[0], layers)
         controls = [widgets.Dropdown(options=self.layer_names, description="layer"),
                     widgets.IntSlider(value=0, min=0, max=channels - 1, description="channel")]
         live = {}
@@ -72,7 +107,7 @@ class FeatureMapBrowser(Explorer):
 
     def live(self, values):
         index = self.live_controls["image"].value if self.live_controls else 0
-        maps = feature_maps(self.model, self.image_batch[index], self.layer_names)
+        maps = _feature_maps("feature_map_browser", self.model, self.image_batch[index], self.layer_names)
         return self._frame(self.image_batch[index], maps, *values)
 
     @staticmethod
@@ -117,18 +152,11 @@ def feature_map_browser(model, image, layers, channels: int = 8) -> FeatureMapBr
     FeatureMapBrowser
         Preset controls: layer, channel. Live control: image (with a batch).
     """
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"feature_map_browser: model must be a torch.nn.Module, got {type(model).__name__}")
-    x = image.detach().cpu() if hasattr(image, "detach") else torch.as_tensor(np.asarray(image))
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4:
-        raise ValueError(f"feature_map_browser: image must be (C, H, W) or (N, C, H, W), got shape {tuple(x.shape)}")
-    if not layers:
-        raise ValueError("feature_map_browser: layers must name at least one layer")
+    fn = "feature_map_browser"
+    _check_layers(fn, model, layers)
+    x = _as_batch(fn, image)
+    checks.as_int(fn, "channels", channels, 1)
     if len(layers) * channels > 48:
         raise ValueError(f"feature_map_browser: {len(layers)} layers x {channels} channels is too many "
                          "pictures for a light page (at most 48); pass fewer layers or channels")
-    return FeatureMapBrowser(model, x.float().numpy(), list(layers), int(channels))
+    return FeatureMapBrowser(model, x.numpy(), list(layers), int(channels))

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import numpy as np
 
-from cnnbook.book.widgets._explorer import Explorer
+from cnnbook.book.widgets._explorer import Explorer, _check_options, _check_sequence
 from cnnbook.book.widgets._pictures import _Canvas
+from cnnbook.scratch import checks
 
 
 def loss_surface(w1, w2):
@@ -26,11 +27,22 @@ def loss_surface_gradient(w):
     >>> loss_surface_gradient((-4.5, 1.5))
     array([-0.45,  3.  ])
     """
-    w = np.asarray(w, dtype=np.float64)
+    w = _as_point("loss_surface_gradient", "w", w)
     return np.array([w[0] / 10, 2 * w[1]])
 
 
 RACE_START = (-4.5, 1.5)
+
+
+def _as_point(fn, name, w):
+    """``w`` as a float array ``(w1, w2)``: a point of the plane, finite."""
+    try:
+        point = np.asarray(w, dtype=np.float64)
+    except (TypeError, ValueError):
+        point = None
+    if point is None or point.shape != (2,) or not np.isfinite(point).all():
+        raise ValueError(f"{fn}: {name} must be a point (w1, w2) of two finite numbers, got {w!r}")
+    return point
 
 
 def optimizer_paths(lr, momentum, start=RACE_START, steps=50):
@@ -43,6 +55,11 @@ def optimizer_paths(lr, momentum, start=RACE_START, steps=50):
     """
     from cnnbook.scratch import nn, optim
 
+    fn = "optimizer_paths"
+    checks.check_number(fn, "lr", lr, high=np.inf, high_open=True)
+    checks.check_number(fn, "momentum", momentum, high=1.0, high_open=True)
+    start = _as_point(fn, "start", start)
+    checks.as_int(fn, "steps", steps, 0)
     makers = {"SGD": lambda p: optim.SGD(p, lr=lr),
               f"SGD, momentum {momentum:g}": lambda p: optim.SGD(p, lr=lr, momentum=momentum),
               "RMSprop": lambda p: optim.RMSprop(p, lr=lr),
@@ -89,7 +106,7 @@ class OptimizerRace(Explorer):
                                           style={"button_width": "50px"})]
         live = {"start_w1": widgets.FloatSlider(value=RACE_START[0], min=-5, max=5, step=0.1, description="start w₁"),
                 "start_w2": widgets.FloatSlider(value=RACE_START[1], min=-2.5, max=2.5, step=0.1, description="start w₂"),
-                "steps": widgets.IntSlider(value=steps, min=5, max=300, description="steps")}
+                "steps": widgets.IntSlider(value=steps, min=1, max=max(300, steps), description="steps")}
         super().__init__(controls, [list(lrs), list(momenta)], live)
 
     def compute(self, values):
@@ -127,7 +144,13 @@ def optimizer_race(lrs=(0.01, 0.03, 0.1, 0.3, 0.9), momenta=(0.5, 0.8, 0.9), ste
     OptimizerRace
         Preset controls: lr, momentum. Live controls: start point, number of steps.
     """
+    fn = "optimizer_race"
+    _check_sequence(fn, "lrs", lrs)
+    _check_sequence(fn, "momenta", momenta)
     if len(lrs) * len(momenta) > 40:
         raise ValueError(f"optimizer_race: {len(lrs)} learning rates x {len(momenta)} momenta is too many "
                          "pictures for a light page (at most 40)")
+    _check_options(fn, "lrs", lrs, low=0.0, low_open=True)
+    _check_options(fn, "momenta", momenta, low=0.0, high=1.0)
+    checks.as_int(fn, "steps", steps, 1)
     return OptimizerRace(tuple(float(v) for v in lrs), tuple(float(v) for v in momenta), int(steps))

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import numpy as np
 
-from cnnbook.book.widgets._explorer import Explorer
-from cnnbook.book.widgets._pictures import _images_dict, _panel, _png, _row
+from cnnbook.book.widgets._explorer import Explorer, _check_sequence
+from cnnbook.book.widgets._pictures import _as_image, _images_dict, _panel, _png, _row
+from cnnbook.scratch import checks
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class PoolFrame:
 
 def _shift_right(image, pixels):
     out = np.zeros_like(image)
-    out[:, pixels:] = image[:, :image.shape[1] - pixels]
+    out[:, pixels:] = image[:, :max(image.shape[1] - pixels, 0)]     # shifted past the edge: nothing left
     return out
 
 
@@ -40,8 +41,13 @@ def pool_frame(image, mode, kernel_size, shift, stride=None) -> PoolFrame:
     """
     from cnnbook.scratch import functional as F
 
+    image = _as_image(image, "pool_frame", "image")
+    if mode not in ("max", "avg"):
+        raise ValueError(f"pool_frame: mode must be 'max' or 'avg', got {mode!r}")
+    checks.as_int("pool_frame", "kernel_size", kernel_size, 1)
+    checks.as_int("pool_frame", "shift", shift, 0)
+    stride = kernel_size if stride is None else checks.as_int("pool_frame", "stride", stride, 1)
     pool = {"max": F.max_pool2d, "avg": F.avg_pool2d}[mode]
-    stride = kernel_size if stride is None else stride
     shifted = _shift_right(image, shift)
     out = pool(shifted[None, None], kernel_size, stride=stride)[0, 0]
     ref = pool(image[None, None], kernel_size, stride=stride)[0, 0]
@@ -107,6 +113,10 @@ def pooling_explorer(images=None, kernel_sizes=(2, 4), shifts=(0, 1, 2)) -> Pool
         Preset controls: image, pooling (max/avg), window, shift. Live control: stride.
     """
     images = _images_dict(images, "pooling_explorer")
+    for name, values, minimum in (("kernel_sizes", kernel_sizes, 1), ("shifts", shifts, 0)):
+        _check_sequence("pooling_explorer", name, values)
+        for i, v in enumerate(values):
+            checks.as_int("pooling_explorer", f"{name}[{i}]", v, minimum)
     if len(images) * 2 * len(kernel_sizes) * len(shifts) > 48:
         raise ValueError(f"pooling_explorer: {len(images)} images x 2 modes x {len(kernel_sizes)} windows x "
                          f"{len(shifts)} shifts is too many pictures for a light page (at most 48)")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnbook.pytorch.utils import format_table
+from cnnbook.pytorch.utils import check_module, format_table
+from cnnbook.scratch import checks
 from cnnbook.pytorch.classifier.nets import FashionCNN, FashionResNet
 
 
@@ -101,8 +102,16 @@ CONFIGS = {
 }
 
 
+def check_config(config, func: str) -> None:
+    """Raise a ``TypeError`` naming ``func`` unless ``config`` is a :class:`ClassifierConfig`."""
+    if not isinstance(config, ClassifierConfig):
+        raise TypeError(f"{func}: config must be a ClassifierConfig (e.g. CONFIGS['cpu']), got {type(config).__name__}")
+
+
 def build_model(config: ClassifierConfig, num_classes: int = 10) -> nn.Module:
     """The untrained network of ``config`` (weights from torch's current random state)."""
+    check_config(config, "build_model")
+    checks.as_int("build_model", "num_classes", num_classes, 1)
     if config.architecture == "cnn":
         return FashionCNN(config.channels, config.hidden, num_classes,
                           batch_norm=config.batch_norm, dropout=config.dropout)
@@ -126,6 +135,7 @@ def ablation_steps(config: ClassifierConfig, baseline_lr: float = 0.05) -> dict:
         ``config.lr``), ``"+ one-cycle schedule"``, ``"+ label smoothing"``,
         ``"+ shifts and mirrors"``.
     """
+    check_config(config, "ablation_steps")
     if config.architecture != "cnn" or not config.batch_norm:
         raise ValueError(f"ablation_steps: config must be a 'cnn' with batch_norm=True, got "
                          f"architecture={config.architecture!r}, batch_norm={config.batch_norm!r}")
@@ -149,6 +159,9 @@ def make_optimizer(model: nn.Module, config: ClassifierConfig, steps_per_epoch: 
     (torch.optim.SGD, scheduler or None)
         The one-cycle scheduler must be stepped after every batch.
     """
+    check_module(model, "make_optimizer")
+    check_config(config, "make_optimizer")
+    checks.as_int("make_optimizer", "steps_per_epoch", steps_per_epoch, 1)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]          # biases, batch-norm scales
     groups = [{"params": decay, "weight_decay": config.weight_decay},
@@ -176,6 +189,9 @@ def _resolve_device(config: ClassifierConfig, device) -> torch.device:
 def config_table(configs=None) -> str:
     """A plain-text table of the named configurations (one row per field, one column each)."""
     configs = configs or CONFIGS
+    if not hasattr(configs, "values") or not all(isinstance(c, ClassifierConfig) for c in configs.values()):
+        raise TypeError(f"config_table: configs must be a dict of name -> ClassifierConfig, got "
+                        f"{type(configs).__name__}")
     fields = [f.name for f in dataclasses.fields(ClassifierConfig) if f.name != "name"]
     rows = [[f] + [getattr(c, f) for c in configs.values()] for f in fields]
     return format_table(["", *configs], rows, rule=False)

@@ -20,9 +20,11 @@ from cnnbook.pytorch.checkpoint import load_weights
 from cnnbook.pytorch.history import History
 from cnnbook.pytorch.loader import TensorLoader
 from cnnbook.pytorch.train import fit, predict
-from cnnbook.pytorch.utils import seed_everything
+from cnnbook.pytorch.utils import check_module, seed_everything
 from cnnbook.pytorch.classifier.data import FashionData, prepare_data
-from cnnbook.pytorch.classifier.configs import ClassifierConfig, _resolve_device, build_model, make_optimizer
+from cnnbook.pytorch.classifier.configs import (ClassifierConfig, _resolve_device, build_model, check_config,
+                                                make_optimizer)
+from cnnbook.scratch import checks
 
 
 def predict_proba(model: nn.Module, x: torch.Tensor, tta: bool = False, tta_shift: int = 0,
@@ -47,6 +49,11 @@ def predict_proba(model: nn.Module, x: torch.Tensor, tta: bool = False, tta_shif
     Shape:
         ``x (N, C, H, W)`` -> ``(N, num_classes)`` float32 on the CPU.
     """
+    check_module(model, "predict_proba")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"predict_proba: x must be a torch.Tensor of images (N, C, H, W), got {type(x).__name__}")
+    if not isinstance(tta, bool):
+        raise TypeError(f"predict_proba: tta must be True or False, got {tta!r}")
     views = functools.partial(tta_views, flip=True, shift=tta_shift, fill=fill) if tta else None
     return predict(model, x, batch_size=batch_size, channels_last=channels_last, amp_dtype=amp_dtype,
                    views=views)
@@ -87,8 +94,17 @@ def score_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config:
     fill : float, default 0
         The normalized black (:attr:`FashionData.fill`), shifted in by the TTA views.
     """
+    check_module(model, "score_classifier")
+    check_config(config, "score_classifier")
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+        raise TypeError(f"score_classifier: x and y must be tensors, got {type(x).__name__} and {type(y).__name__}")
+    if y.ndim != 1 or y.is_floating_point():
+        raise ValueError(f"score_classifier: y must be 1-D integer class indices, got shape {tuple(y.shape)} "
+                         f"{y.dtype}")
     if len(x) != len(y):
         raise ValueError(f"score_classifier: got {len(x)} images but {len(y)} labels")
+    if len(x) == 0:
+        raise ValueError("score_classifier: x holds no images")
     kw = dict(channels_last=config.channels_last, amp_dtype=config.amp_dtype)
     probs = predict_proba(model, x, **kw)
     probs_tta = predict_proba(model, x, tta=True, tta_shift=config.tta_shift, fill=fill, **kw)
@@ -155,6 +171,10 @@ def train_classifier(config: ClassifierConfig, seed: int = 0, data: FashionData 
     if not isinstance(config, ClassifierConfig):
         raise TypeError(f"train_classifier: config must be a ClassifierConfig (e.g. CONFIGS['cpu']), "
                         f"got {type(config).__name__}")
+    if not checks.is_int(seed):
+        raise TypeError(f"train_classifier: seed must be an int, got {seed!r}")
+    if data is not None and not isinstance(data, FashionData):
+        raise TypeError(f"train_classifier: data must be a FashionData (from prepare_data), got {type(data).__name__}")
     device = _resolve_device(config, device)
     data = data if data is not None else prepare_data(config.val_size)
     seed_everything(seed)
@@ -222,13 +242,18 @@ def most_confused_pairs(cm, class_names: Sequence[str] | None = None, k: int = 5
     >>> most_confused_pairs([[5, 2, 0], [2, 5, 1], [0, 0, 9]], k=5)
     [(0, 1, 2), (1, 0, 2), (1, 2, 1)]
     """
-    cm = torch.as_tensor(cm)
+    if isinstance(class_names, str):
+        raise TypeError(f"most_confused_pairs: class_names must be a sequence of names, got the string {class_names!r}")
+    try:
+        cm = torch.as_tensor(cm)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"most_confused_pairs: cm must be a (C, C) array of counts, got {type(cm).__name__}") from None
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"most_confused_pairs: cm must be square (C, C), got shape {tuple(cm.shape)}")
     if not isinstance(k, int) or isinstance(k, bool) or k < 0:
         raise ValueError(f"most_confused_pairs: k must be an int >= 0, got {k!r}")
-    if (cm < 0).any():
-        raise ValueError("most_confused_pairs: cm holds negative counts; pass a confusion matrix of counts")
+    if (cm < 0).any() or (cm.is_floating_point() and not torch.isfinite(cm).all()):
+        raise ValueError("most_confused_pairs: cm holds negative counts or NaN; pass a confusion matrix of counts")
     if class_names is not None and len(class_names) != len(cm):
         raise ValueError(f"most_confused_pairs: got {len(class_names)} class_names for {len(cm)} classes")
     c = len(cm)
