@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import textwrap
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from cnnbook.pytorch.utils import check_module, format_table
+from cnnbook.pytorch.utils import Table, check_module, format_table
 from cnnbook.scratch import checks
 from cnnbook.pytorch.classifier.nets import FashionCNN, FashionResNet
 
@@ -40,7 +42,10 @@ class ClassifierConfig:
     schedule : {"onecycle", "constant"}
         ``"onecycle"``: :class:`torch.optim.lr_scheduler.OneCycleLR`, stepped every batch.
     momentum, weight_decay : float
-        Weight decay applies to weights, not to biases or batch-norm parameters.
+        Weight decay applies to weights, not to biases or batch-norm parameters. With
+        ``schedule="onecycle"`` the scheduler replaces ``momentum`` by its own cycle, 0.95 -> 0.85
+        -> 0.95 (PyTorch's default ``cycle_momentum=True``; see :func:`onecycle_momentum`), so
+        ``momentum`` is used by constant-rate runs only.
     label_smoothing : float
         As in :class:`torch.nn.CrossEntropyLoss`.
     max_shift, hflip_p : int, float
@@ -154,6 +159,9 @@ def ablation_steps(config: ClassifierConfig, baseline_lr: float = 0.05) -> dict:
 def make_optimizer(model: nn.Module, config: ClassifierConfig, steps_per_epoch: int):
     """SGD with Nesterov momentum (weight decay on weights only) and its learning-rate schedule.
 
+    The one-cycle scheduler keeps PyTorch's default ``cycle_momentum=True``: it also cycles the
+    momentum (:func:`onecycle_momentum`), overriding ``config.momentum``.
+
     Returns
     -------
     (torch.optim.SGD, scheduler or None)
@@ -186,12 +194,43 @@ def _resolve_device(config: ClassifierConfig, device) -> torch.device:
 
 
 
+def onecycle_momentum() -> tuple[float, float]:
+    """``(base_momentum, max_momentum)`` of :class:`torch.optim.lr_scheduler.OneCycleLR`'s defaults.
+
+    :func:`make_optimizer` leaves ``cycle_momentum`` at PyTorch's default ``True``, so with
+    ``schedule="onecycle"`` the scheduler overrides ``config.momentum``: the momentum starts at
+    ``max_momentum``, falls to ``base_momentum`` while the rate climbs to its peak, and returns
+    to ``max_momentum`` while the rate decays.
+    """
+    params = inspect.signature(torch.optim.lr_scheduler.OneCycleLR).parameters
+    return params["base_momentum"].default, params["max_momentum"].default
+
+
 def config_table(configs=None) -> str:
-    """A plain-text table of the named configurations (one row per field, one column each)."""
+    """A plain-text table of the named configurations (one row per field, one column each).
+
+    The ``momentum`` row shows the momentum the optimizer really uses: with the one-cycle
+    schedule it is the scheduler's cycle (see :func:`onecycle_momentum`), marked ``*`` and
+    explained under the table; ``config.momentum`` applies to constant-rate runs only.
+    """
     configs = configs or CONFIGS
     if not hasattr(configs, "values") or not all(isinstance(c, ClassifierConfig) for c in configs.values()):
         raise TypeError(f"config_table: configs must be a dict of name -> ClassifierConfig, got "
                         f"{type(configs).__name__}")
     fields = [f.name for f in dataclasses.fields(ClassifierConfig) if f.name != "name"]
-    rows = [[f] + [getattr(c, f) for c in configs.values()] for f in fields]
-    return format_table(["", *configs], rows, rule=False)
+    low, high = onecycle_momentum()
+
+    def cell(config, field):
+        if field == "momentum" and config.schedule == "onecycle":
+            return f"{high}→{low}→{high} *"
+        return getattr(config, field)
+
+    rows = [[f] + [cell(c, f) for c in configs.values()] for f in fields]
+    table = format_table(["", *configs], rows, rule=False)
+    if not any(c.schedule == "onecycle" for c in configs.values()):
+        return table
+    fields_momentum = sorted({c.momentum for c in configs.values()})
+    note = (f"* one-cycle also cycles the momentum (OneCycleLR's cycle_momentum=True, PyTorch's default): "
+            f"{high} at the first batch, {low} at the peak rate, {high} again at the last batch. The "
+            f"momentum field ({', '.join(map(str, fields_momentum))}) applies only with schedule 'constant'.")
+    return Table(table + "\n" + textwrap.fill(note, width=100, subsequent_indent="  "))
