@@ -1,9 +1,7 @@
 """Robustness of the PyTorch tools: bad input raises a TypeError/ValueError that names the function and
 the argument; valid input, drawn by hypothesis, matches torch and scikit-learn."""
 import dataclasses
-import re
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -28,16 +26,11 @@ from cnnbook.pytorch import runs as R
 from cnnbook.pytorch import train as T
 from cnnbook.pytorch import utils as U
 from cnnbook.pytorch.loader import TensorLoader
+from conftest import assert_refused
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is faster, and steady when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 NET = nn.Linear(4, 3)
@@ -417,12 +410,10 @@ CASES = [
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_bad_argument_is_refused_naming_function_and_argument(fn, arg, call, bad, data):
-    value = data.draw(bad)
-    with pytest.raises((TypeError, ValueError)) as error:
-        call(value)
-    plt.close("all")
-    message = str(error.value)
-    assert message.startswith(f"{fn}:") and re.search(rf"\b{re.escape(arg)}\b", message), message
+    try:
+        assert_refused(call, data.draw(bad), f"{fn}:", arg)
+    finally:
+        plt.close("all")
 
 
 # ---------------------------------------------------------------- valid input, drawn: torch's answers

@@ -1,7 +1,6 @@
 """cnnbook.scratch as careless students and unusual inputs use it: every public entry point
 refuses bad input with a TypeError/ValueError that names the function and the argument, and
 accepts every valid input (an empty batch included) with torch's answer."""
-import re
 
 import numpy as np
 import pytest
@@ -11,19 +10,14 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cnnbook.scratch import conv, fast, functional as F, nn, optim
+from conftest import assert_refused
 
 X = np.zeros((2, 3, 8, 8))
 W = np.ones((4, 3, 3, 3))
 LOGITS, LABELS = np.zeros((4, 5)), np.array([0, 1, 2, 3])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: one thread is faster, and steady when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------------------
@@ -138,11 +132,7 @@ CASES = [
 @pytest.mark.parametrize("fn, arg, call, bad", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 @given(data=st.data())
 def test_bad_argument_is_refused_naming_function_and_argument(fn, arg, call, bad, data):
-    value = data.draw(bad)
-    with pytest.raises((TypeError, ValueError)) as error:
-        call(value)
-    message = str(error.value)
-    assert message.startswith(f"{fn}") and re.search(rf"\b{arg}\b", message), message
+    assert_refused(call, data.draw(bad), f"{fn}", arg)
 
 
 # ---------------------------------------------------------------------------------------
